@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDirectAcrossGateways: alice on gateway 1, bob on gateway 2; the full
+// receipt cycle 100 → delivery → 200 → 300, with a forged from replaced by
+// alice's entity and the time stamped by the server.
+func TestDirectAcrossGateways(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+	bob := dial(t, e.gw(1), token(t, secret, "bob"), "laptop")
+
+	before := time.Now().UnixMilli()
+	alice.send(map[string]any{
+		"id": "m1", "type": "direct", "dest": "@bob@localhost",
+		"from": "@mallory@localhost", "time": 1, "data": map[string]string{"text": "hi bob"},
+	})
+	alice.expectTransport(100, "m1")
+
+	got := bob.expectMessage("m1")
+	require.Equal(t, "direct", got.dataType())
+	require.Equal(t, entity("alice"), got.From, "from is set by the server, never trusted from the client")
+	require.Equal(t, "@bob@localhost", got.Dest)
+	require.GreaterOrEqual(t, got.Time, before, "time is stamped by the server")
+	require.JSONEq(t, `{"text":"hi bob"}`, string(got.Data))
+
+	bob.ack("m1")
+	alice.expectTransport(300, "m1")
+	alice.quiet(300 * time.Millisecond)
+	bob.quiet(300 * time.Millisecond)
+}
+
+// TestOfflineRecipientGetsMessageOnConnect: bob is known (connected once)
+// but offline when alice sends; the 100 comes at once, the message when bob
+// connects, and the 300 after his ack.
+func TestOfflineRecipientGetsMessageOnConnect(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	bobTok := token(t, secret, "bob")
+	bob := dial(t, e.gw(1), bobTok, "laptop")
+	bob.close()
+
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+	alice.direct("m-offline", "bob", "are you there?")
+	alice.expectTransport(100, "m-offline")
+
+	bob = dial(t, e.gw(0), bobTok, "laptop") // any gateway will do
+	bob.expectMessage("m-offline")
+	bob.ack("m-offline")
+	alice.expectTransport(300, "m-offline")
+}
+
+// TestUnackedMessageRedeliveredOnReconnect: a message delivered but not
+// acked comes again after the device reconnects, and the sender gets
+// exactly one 300.
+func TestUnackedMessageRedeliveredOnReconnect(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	bobTok := token(t, secret, "bob")
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+	bob := dial(t, e.gw(1), bobTok, "laptop")
+
+	alice.direct("m-unacked", "bob", "ack me later")
+	alice.expectTransport(100, "m-unacked")
+	bob.expectMessage("m-unacked")
+	bob.drop() // gone without acking
+
+	bob = dial(t, e.gw(1), bobTok, "laptop")
+	bob.expectMessage("m-unacked")
+	bob.ack("m-unacked")
+	alice.expectTransport(300, "m-unacked")
+	alice.quiet(500 * time.Millisecond)
+}
+
+// TestResentIDDeliveredOnce: resending an accepted id gets 100 again and is
+// not delivered twice.
+func TestResentIDDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 1)
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+	bob := dial(t, e.gw(0), token(t, secret, "bob"), "laptop")
+
+	alice.direct("m-dup", "bob", "once")
+	alice.expectTransport(100, "m-dup")
+	alice.direct("m-dup", "bob", "once")
+	alice.expectTransport(100, "m-dup")
+
+	bob.expectMessage("m-dup")
+	bob.ack("m-dup")
+	alice.expectTransport(300, "m-dup")
+	bob.quiet(500 * time.Millisecond)
+}
+
+// TestBadFramesGetErrorsAndConnectionStays: not-JSON and unknown types are
+// answered with :error envelopes and the connection keeps working.
+func TestBadFramesGetErrorsAndConnectionStays(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 1)
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+
+	alice.sendRaw(`not json`)
+	f := alice.next()
+	require.Equal(t, "error", f.dataType(), "got %s", f.raw)
+
+	alice.send(map[string]any{"id": "u1", "type": "no-such-type", "data": map[string]any{}})
+	f = alice.expectMessage("u1")
+	require.Equal(t, "no-such-type:error", f.dataType())
+	var body struct {
+		ErrCode int             `json:"errCode"`
+		ErrText string          `json:"errText"`
+		Payload json.RawMessage `json:"errPayload"`
+	}
+	require.NoError(t, json.Unmarshal(f.Data, &body))
+	require.Equal(t, 4100, body.ErrCode)
+	require.NotEmpty(t, body.ErrText)
+
+	alice.send(map[string]any{"type": 1001})
+	alice.expect("pong", func(f frame) bool { return f.transport() == 1002 })
+}

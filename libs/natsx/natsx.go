@@ -1,0 +1,82 @@
+// Package natsx connects to NATS and names the subjects the services share.
+// Every subject starts with a configurable prefix so environments and tests
+// sharing one NATS server never see each other's traffic.
+package natsx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Connect opens a connection that reconnects forever, logging state changes.
+func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			// A nil error is our own Close; only a lost connection is news.
+			if err != nil {
+				logger.WarnContext(ctx, "nats disconnected", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// Asynchronous errors, such as a slow consumer dropping
+			// messages, would otherwise go unseen.
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			logger.ErrorContext(ctx, "nats async error", "subject", subject, "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.InfoContext(ctx, "nats reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nats connect %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// Subjects builds every NATS subject from one prefix.
+type Subjects struct {
+	// Prefix starts every subject; default "bachata".
+	Prefix string
+}
+
+func (s Subjects) p() string {
+	if s.Prefix == "" {
+		return "bachata"
+	}
+	return s.Prefix
+}
+
+// GatewayDeliveries is where delivery publishes frames for the devices one
+// gateway holds (payload eventsv1.DeliveryBatch).
+func (s Subjects) GatewayDeliveries(gatewayID string) string {
+	return s.p() + ".gateway." + gatewayID + ".deliver"
+}
+
+// PresenceChanged is where presence publishes a user's status changes
+// (payload eventsv1.PresenceChanged). The user entity is hashed into a token
+// because entity IDs contain characters that are not subject-safe.
+func (s Subjects) PresenceChanged(userToken string) string {
+	return s.p() + ".presence.changed." + userToken
+}
+
+// PresenceChangedAll matches every PresenceChanged subject.
+func (s Subjects) PresenceChangedAll() string { return s.p() + ".presence.changed.*" }
+
+// GatewayDown is where presence announces a gateway whose lease expired
+// (payload eventsv1.GatewayDown).
+func (s Subjects) GatewayDown() string { return s.p() + ".gateway.down" }
+
+// App is the subject an application backend listens on for customized
+// content; suffix comes from the protocol package and is already validated.
+func (s Subjects) App(suffix string) string { return s.p() + ".app." + suffix }

@@ -1,0 +1,126 @@
+// Package app wires the delivery service: Redis queues, the NATS publisher
+// that reaches gateways, the gRPC API and the admin endpoints.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bachata-chat/bachata/libs/grpcx"
+	"github.com/bachata-chat/bachata/libs/natsx"
+	"github.com/bachata-chat/bachata/libs/obs"
+	"github.com/bachata-chat/bachata/libs/redisx"
+	"github.com/bachata-chat/bachata/libs/run"
+	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
+	"github.com/bachata-chat/bachata/services/delivery/internal/config"
+	"github.com/bachata-chat/bachata/services/delivery/internal/dispatch"
+	"github.com/bachata-chat/bachata/services/delivery/internal/queue"
+)
+
+// App is a wired delivery service, ready to Run.
+type App struct {
+	cfg    config.Config
+	logger *slog.Logger
+	health *obs.Health
+	redis  redis.UniversalClient
+	nats   *nats.Conn
+	grpc   *grpcx.Server
+	admin  *obs.HTTPServer
+	disp   *dispatch.Service
+}
+
+// New connects to Redis and NATS and builds the servers. It closes what it
+// opened when a later step fails.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, logger: logger, health: &obs.Health{}}
+	if err := a.wire(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) wire(ctx context.Context) error {
+	cfg, logger := a.cfg, a.logger
+	var err error
+	if a.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "delivery", logger); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	store, err := queue.New(a.redis, queue.Options{
+		Prefix:    cfg.RedisPrefix,
+		DedupeTTL: cfg.DedupeTTL,
+		Window:    cfg.Window,
+	})
+	if err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	reg := obs.NewRegistry()
+	a.disp, err = dispatch.New(store, a.nats, natsx.Subjects{Prefix: cfg.NATSPrefix}, logger, reg)
+	if err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	var lc net.ListenConfig
+	glis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("delivery: listen grpc: %w", err)
+	}
+	a.grpc = grpcx.NewServer(glis, logger, cfg.ShutdownTimeout)
+	deliveryv1.RegisterDeliveryServiceServer(a.grpc.Server, a.disp)
+	hlis, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = glis.Close()
+		return fmt.Errorf("delivery: listen http: %w", err)
+	}
+	a.admin = obs.NewHTTPServer(hlis, obs.AdminMux(a.health, reg), cfg.ShutdownTimeout)
+	return nil
+}
+
+// GRPCAddr is where the gRPC API listens.
+func (a *App) GRPCAddr() net.Addr { return a.grpc.Addr() }
+
+// HTTPAddr is where the admin endpoints listen.
+func (a *App) HTTPAddr() net.Addr { return a.admin.Addr() }
+
+// Run serves until ctx ends, then stops in order: not ready, gRPC graceful
+// stop, the gateway-down subscription, NATS (flushing what was published),
+// Redis.
+func (a *App) Run(ctx context.Context) error {
+	defer a.close()
+	a.health.SetReady(true)
+	a.logger.InfoContext(ctx, "delivery ready", "grpc", a.grpc.Addr().String(), "http", a.admin.Addr().String())
+	err := run.All(ctx,
+		run.Part{Name: "grpc", Run: func(ctx context.Context) error {
+			err := a.grpc.Run(ctx)
+			a.health.SetReady(false)
+			return err
+		}},
+		run.Part{Name: "admin", Run: a.admin.Run},
+		run.Part{Name: "gateway-down", Run: a.disp.WatchGatewayDown},
+	)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (a *App) close() {
+	if a.nats != nil {
+		// Flush so deliveries already published reach the server; they are
+		// still in flight in Redis if they do not.
+		_ = a.nats.FlushTimeout(a.cfg.ShutdownTimeout)
+		a.nats.Close()
+	}
+
+	if a.redis != nil {
+		_ = a.redis.Close()
+	}
+}

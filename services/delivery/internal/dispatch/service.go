@@ -1,0 +1,219 @@
+// Package dispatch is the delivery service's gRPC API: it runs the queue
+// operations and publishes what they release to the gateways holding the
+// devices, one NATS subject per gateway, so no gateway sees traffic for
+// devices it does not hold.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bachata-chat/bachata/libs/natsx"
+	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
+	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
+	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
+	"github.com/bachata-chat/bachata/services/delivery/internal/queue"
+)
+
+// receiptDelivered is the transport type of the receipt sent to a sender
+// when the first recipient device acked.
+const receiptDelivered = 300
+
+// Service implements deliveryv1.DeliveryServiceServer.
+type Service struct {
+	deliveryv1.UnimplementedDeliveryServiceServer
+
+	store    *queue.Store
+	nats     *nats.Conn
+	subjects natsx.Subjects
+	logger   *slog.Logger
+	metrics  *metrics
+}
+
+// New returns a Service publishing on nc and registering its metrics on reg.
+func New(store *queue.Store, nc *nats.Conn, subjects natsx.Subjects, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{store: store, nats: nc, subjects: subjects, logger: logger, metrics: m}, nil
+}
+
+func validDevice(d *commonv1.DeviceRef) bool {
+	return d != nil && d.GetUser() != "" && d.GetDevice() != ""
+}
+
+// storeErr maps a queue failure to a gRPC status once, here at the edge.
+func storeErr(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.Errorf(codes.DeadlineExceeded, "%s: %v", op, err)
+	}
+	return status.Errorf(codes.Unavailable, "%s: %v", op, err)
+}
+
+// Enqueue queues the message for every device of every recipient, then
+// pushes what can go out now. It returns only after Redis acknowledged every
+// recipient's enqueue, which is what lets the gateway send the 100.
+func (s *Service) Enqueue(ctx context.Context, req *deliveryv1.EnqueueRequest) (*deliveryv1.EnqueueResponse, error) {
+	msg := req.GetMessage()
+	if msg.GetId() == "" || msg.GetType() == "" || len(req.GetRecipients()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "enqueue: message id, type and at least one recipient are required")
+	}
+	resp := &deliveryv1.EnqueueResponse{Duplicate: true}
+	var out []queue.Delivery
+	for _, r := range req.GetRecipients() {
+		if r.GetUser() == "" {
+			return nil, status.Error(codes.InvalidArgument, "enqueue: recipient without user")
+		}
+		res, err := s.store.Enqueue(ctx, msg, req.GetSender(), queue.Recipient{
+			User:          r.GetUser(),
+			ExcludeDevice: r.GetExcludeDevice(),
+			Copy:          r.GetCopy(),
+			Receipt:       req.GetReceipt() && !r.GetCopy(),
+		})
+		if err != nil {
+			return nil, storeErr("enqueue", err)
+		}
+		if !res.Duplicate {
+			resp.Duplicate = false
+		}
+		resp.Devices += int32(res.Devices) //nolint:gosec // bounded by a user's device count
+		out = append(out, res.Deliveries...)
+	}
+	s.metrics.enqueued.Add(float64(resp.GetDevices()))
+	s.publish(ctx, out)
+	return resp, nil
+}
+
+// Attach binds the device to its connection and pushes its queue there,
+// in-flight messages first.
+func (s *Service) Attach(ctx context.Context, req *deliveryv1.AttachRequest) (*deliveryv1.AttachResponse, error) {
+	if !validDevice(req.GetDevice()) || req.GetGatewayId() == "" || req.GetConnectionId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "attach: device, gateway_id and connection_id are required")
+	}
+	res, err := s.store.Attach(ctx, req.GetDevice(), req.GetGatewayId(), req.GetConnectionId())
+	if err != nil {
+		return nil, storeErr("attach", err)
+	}
+	s.publish(ctx, res.Deliveries)
+	return &deliveryv1.AttachResponse{Queued: int64(res.Queued)}, nil
+}
+
+// Detach unbinds the device if the connection is still the current one;
+// what was in flight goes back to the head of its queue.
+func (s *Service) Detach(ctx context.Context, req *deliveryv1.DetachRequest) (*deliveryv1.DetachResponse, error) {
+	if !validDevice(req.GetDevice()) || req.GetConnectionId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "detach: device and connection_id are required")
+	}
+	if err := s.store.Detach(ctx, req.GetDevice(), req.GetConnectionId()); err != nil {
+		return nil, storeErr("detach", err)
+	}
+	return &deliveryv1.DetachResponse{}, nil
+}
+
+// Ack removes acked messages from flight, queues the sender's 300 when this
+// was the first device of the recipient to ack, and pushes what the freed
+// window lets through.
+func (s *Service) Ack(ctx context.Context, req *deliveryv1.AckRequest) (*deliveryv1.AckResponse, error) {
+	if !validDevice(req.GetDevice()) {
+		return nil, status.Error(codes.InvalidArgument, "ack: device is required")
+	}
+	var acked int32
+	if ids := req.GetMessageIds(); len(ids) > 0 {
+		res, err := s.store.Ack(ctx, req.GetDevice(), ids)
+		if err != nil {
+			return nil, storeErr("ack", err)
+		}
+		acked += int32(res.Acked) //nolint:gosec // bounded by the request size
+		s.metrics.acked.Add(float64(res.Acked))
+		out := res.Deliveries
+		for _, r := range res.Receipts {
+			// The 300 is queued in the sender's own device queue, so it
+			// survives the sender being offline.
+			ds, err := s.store.PushReceipt(ctx, r.To, r.MessageID, receiptDelivered)
+			if err != nil {
+				return nil, storeErr("push receipt", err)
+			}
+			s.metrics.receipts.Inc()
+			out = append(out, ds...)
+		}
+		s.publish(ctx, out)
+	}
+	if ids := req.GetReceiptIds(); len(ids) > 0 {
+		res, err := s.store.AckReceipts(ctx, req.GetDevice(), ids)
+		if err != nil {
+			return nil, storeErr("ack receipts", err)
+		}
+		acked += int32(res.Acked) //nolint:gosec // bounded by the request size
+		s.publish(ctx, res.Deliveries)
+	}
+	return &deliveryv1.AckResponse{Acked: acked}, nil
+}
+
+// publish sends deliveries to the gateways holding their devices, one batch
+// per gateway, keeping their order. A publish that fails loses nothing: the
+// messages stay in flight in Redis and go out again on reconnect.
+func (s *Service) publish(ctx context.Context, ds []queue.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	batches := make(map[string]*eventsv1.DeliveryBatch)
+	var order []string
+	for _, d := range ds {
+		b, ok := batches[d.GatewayID]
+		if !ok {
+			b = &eventsv1.DeliveryBatch{}
+			batches[d.GatewayID] = b
+			order = append(order, d.GatewayID)
+		}
+		b.Deliveries = append(b.Deliveries, d.Event())
+	}
+	for _, gw := range order {
+		payload, err := proto.Marshal(batches[gw])
+		if err != nil {
+			s.logger.ErrorContext(ctx, "encode delivery batch", "gateway", gw, "err", err)
+			continue
+		}
+		if err := s.nats.Publish(s.subjects.GatewayDeliveries(gw), payload); err != nil {
+			s.metrics.publishErrors.Inc()
+			s.logger.WarnContext(ctx, "publish deliveries", "gateway", gw, "err", err)
+			continue
+		}
+		s.metrics.pushed.Add(float64(len(batches[gw].GetDeliveries())))
+	}
+}
+
+// WatchGatewayDown detaches every connection of a gateway that presence
+// declared dead, so what was in flight there is queued again for the
+// device's next connection. Instances share the work through a queue group.
+func (s *Service) WatchGatewayDown(ctx context.Context) error {
+	sub, err := s.nats.QueueSubscribe(s.subjects.GatewayDown(), "delivery", func(m *nats.Msg) {
+		var ev eventsv1.GatewayDown
+		if err := proto.Unmarshal(m.Data, &ev); err != nil {
+			s.logger.WarnContext(ctx, "bad gateway-down event", "err", err)
+			return
+		}
+		for _, c := range ev.GetConnections() {
+			if err := s.store.Detach(ctx, c.GetDevice(), c.GetConnectionId()); err != nil {
+				s.logger.WarnContext(ctx, "detach after gateway down", "gateway", ev.GetGatewayId(), "err", err)
+			}
+		}
+		s.logger.InfoContext(ctx, "gateway down: connections detached", "gateway", ev.GetGatewayId(), "connections", len(ev.GetConnections()))
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe gateway-down: %w", err)
+	}
+	<-ctx.Done()
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("unsubscribe gateway-down: %w", err)
+	}
+	return nil
+}

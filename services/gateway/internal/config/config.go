@@ -1,0 +1,228 @@
+// Package config loads the gateway's settings from flags and BACHATA_*
+// environment variables (a flag wins over its variable, which wins over the
+// default) and validates them, reporting every problem at once.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	libconfig "github.com/bachata-chat/bachata/libs/config"
+)
+
+// MinJWTSecret is the shortest HS256 secret accepted, in bytes: a shorter
+// one is guessable offline from any token a client holds.
+const MinJWTSecret = 16
+
+// MaxGatewayID bounds the gateway ID, which becomes a NATS subject token and
+// appears in every presence and delivery record.
+const MaxGatewayID = 64
+
+// Config is the gateway's settings. Every field documents its flag,
+// variable and default; Load fills the defaults.
+type Config struct {
+	// WSAddr serves GET /ws (flag -ws-addr, BACHATA_WS_ADDR, default ":8080").
+	WSAddr string
+	// AdminAddr serves /healthz, /readyz and /metrics (flag -admin-addr,
+	// BACHATA_ADMIN_ADDR, default ":8081").
+	AdminAddr string
+	// GatewayID names this gateway to delivery and presence and in its NATS
+	// subject (flag -gateway-id, BACHATA_GATEWAY_ID, default hostname + "-"
+	// + 6 random hex digits, lowercased). Characters a-z 0-9 - _ only.
+	GatewayID string
+	// ServerName is the server part of user entity IDs (flag -server-name,
+	// BACHATA_SERVER_NAME, default "localhost").
+	ServerName string
+	// JWTSecret verifies HS256 client tokens (flag -jwt-secret,
+	// BACHATA_JWT_SECRET, required, at least MinJWTSecret bytes). Prefer the
+	// variable: flags show in the process list.
+	JWTSecret string
+	// RouterAddr, DeliveryAddr and PresenceAddr are the gRPC targets of the
+	// peer services (flags -router-addr, -delivery-addr, -presence-addr;
+	// BACHATA_ROUTER_ADDR, BACHATA_DELIVERY_ADDR, BACHATA_PRESENCE_ADDR;
+	// defaults 127.0.0.1:9081, 127.0.0.1:9082, 127.0.0.1:9083).
+	// "dns:///name:port" balances
+	// over every address of a name.
+	RouterAddr, DeliveryAddr, PresenceAddr string
+	// NATSURL is the NATS server (flag -nats-url, NATS_URL, default
+	// "nats://127.0.0.1:4222").
+	NATSURL string
+	// NATSPrefix starts every NATS subject (flag -nats-prefix,
+	// BACHATA_NATS_PREFIX, default "bachata").
+	NATSPrefix string
+	// PingInterval is how long a connection may stay silent before the
+	// server sends {"type":1001} (flag -ping-interval, BACHATA_PING_INTERVAL,
+	// default 25s).
+	PingInterval time.Duration
+	// IdleTimeout closes a connection that sent nothing for this long (flag
+	// -idle-timeout, BACHATA_IDLE_TIMEOUT, default 60s); it must exceed
+	// PingInterval so a live client has time to answer the ping.
+	IdleTimeout time.Duration
+	// MaxFrame is the largest client message in bytes; a bigger one closes
+	// the socket with 1009 (flag -max-frame, BACHATA_MAX_FRAME, default
+	// 65536).
+	MaxFrame int
+	// Heartbeat is how often the gateway renews its presence lease; the
+	// lease lasts 3×Heartbeat (flag -heartbeat, BACHATA_HEARTBEAT, default
+	// 3s).
+	Heartbeat time.Duration
+	// WriteTimeout bounds one write to a socket; a client that does not
+	// read for this long is disconnected (flag -write-timeout,
+	// BACHATA_WRITE_TIMEOUT, default 10s).
+	WriteTimeout time.Duration
+	// RPCTimeout bounds every gRPC call the gateway makes (flag
+	// -rpc-timeout, BACHATA_RPC_TIMEOUT, default 10s). A Route that times
+	// out is answered with the retryable errCode 5001.
+	RPCTimeout time.Duration
+	// QueueBytes bounds the frames waiting to be written to one connection;
+	// a connection whose queue overflows is closed with 1013 (flag
+	// -queue-bytes, BACHATA_QUEUE_BYTES, default 1048576).
+	QueueBytes int
+	// ShutdownTimeout bounds the graceful stop (flag -shutdown-timeout,
+	// BACHATA_SHUTDOWN_TIMEOUT, default 15s).
+	ShutdownTimeout time.Duration
+	// LogLevel and LogFormat configure the logger (flags -log-level,
+	// -log-format; BACHATA_LOG_LEVEL, BACHATA_LOG_FORMAT; defaults "info",
+	// "json").
+	LogLevel, LogFormat string
+}
+
+// Lease is how long presence keeps this gateway's devices online without a
+// heartbeat: three heartbeats, so one lost heartbeat never drops them.
+func (c Config) Lease() time.Duration { return 3 * c.Heartbeat }
+
+// Load reads the settings from args (without the program name) and getenv
+// and validates them. It returns the flag set too, so the caller can print
+// usage when the error is libconfig.ErrHelp.
+func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, error) {
+	var c Config
+	s := libconfig.New("gateway", getenv)
+	s.String(&c.WSAddr, "ws-addr", "BACHATA_WS_ADDR", ":8080", "WebSocket listen address (GET /ws)")
+	s.String(&c.AdminAddr, "admin-addr", "BACHATA_ADMIN_ADDR", ":8081", "admin listen address (/healthz, /readyz, /metrics)")
+	s.String(&c.GatewayID, "gateway-id", "BACHATA_GATEWAY_ID", "", "gateway ID, a-z 0-9 - _ (default hostname-<6 random hex>)")
+	s.String(&c.ServerName, "server-name", "BACHATA_SERVER_NAME", "localhost", "server part of user entity IDs")
+	// The secret is read from the environment by hand: a Set shows an
+	// environment value as the flag's default in -h output, which would
+	// print the secret.
+	s.String(&c.JWTSecret, "jwt-secret", "", "", "HS256 secret for client tokens, at least 16 bytes; required (env BACHATA_JWT_SECRET, preferred)")
+	s.String(&c.RouterAddr, "router-addr", "BACHATA_ROUTER_ADDR", "127.0.0.1:9081", "router gRPC target")
+	s.String(&c.DeliveryAddr, "delivery-addr", "BACHATA_DELIVERY_ADDR", "127.0.0.1:9082", "delivery gRPC target")
+	s.String(&c.PresenceAddr, "presence-addr", "BACHATA_PRESENCE_ADDR", "127.0.0.1:9083", "presence gRPC target")
+	s.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS URL")
+	s.String(&c.NATSPrefix, "nats-prefix", "BACHATA_NATS_PREFIX", "bachata", "prefix of every NATS subject")
+	s.Duration(&c.PingInterval, "ping-interval", "BACHATA_PING_INTERVAL", 25*time.Second, "ping a connection silent this long")
+	s.Duration(&c.IdleTimeout, "idle-timeout", "BACHATA_IDLE_TIMEOUT", 60*time.Second, "close a connection silent this long (> ping-interval)")
+	s.Int(&c.MaxFrame, "max-frame", "BACHATA_MAX_FRAME", 64<<10, "largest client message in bytes (bigger closes with 1009)")
+	s.Duration(&c.Heartbeat, "heartbeat", "BACHATA_HEARTBEAT", 3*time.Second, "presence lease renewal interval (lease = 3x)")
+	s.Duration(&c.WriteTimeout, "write-timeout", "BACHATA_WRITE_TIMEOUT", 10*time.Second, "bound on one socket write")
+	s.Duration(&c.RPCTimeout, "rpc-timeout", "BACHATA_RPC_TIMEOUT", 10*time.Second, "bound on every gRPC call")
+	s.Int(&c.QueueBytes, "queue-bytes", "BACHATA_QUEUE_BYTES", 1<<20, "bytes waiting per connection before it is closed with 1013")
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "BACHATA_SHUTDOWN_TIMEOUT", 15*time.Second, "bound on graceful shutdown")
+	s.String(&c.LogLevel, "log-level", "BACHATA_LOG_LEVEL", "info", "debug, info, warn or error")
+	s.String(&c.LogFormat, "log-format", "BACHATA_LOG_FORMAT", "json", "json or text")
+	if err := s.Parse(args); err != nil {
+		return c, s, err
+	}
+	if c.JWTSecret == "" {
+		c.JWTSecret = getenv("BACHATA_JWT_SECRET")
+	}
+	if c.GatewayID == "" {
+		id, err := defaultGatewayID()
+		if err != nil {
+			return c, s, err
+		}
+		c.GatewayID = id
+	}
+	return c, s, c.Validate()
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var p libconfig.Problems
+	for _, a := range []struct{ name, addr string }{
+		{"ws-addr", c.WSAddr}, {"admin-addr", c.AdminAddr},
+	} {
+		_, _, err := net.SplitHostPort(a.addr)
+		p.Addf(err != nil, "%s %q: want host:port", a.name, a.addr)
+	}
+	for _, a := range []struct{ name, addr string }{
+		{"router-addr", c.RouterAddr}, {"delivery-addr", c.DeliveryAddr}, {"presence-addr", c.PresenceAddr},
+	} {
+		p.Addf(strings.TrimSpace(a.addr) == "", "%s: want a gRPC target like host:port", a.name)
+	}
+	p.Addf(!validGatewayID(c.GatewayID), "gateway-id %q: want 1..%d characters of a-z 0-9 - _", c.GatewayID, MaxGatewayID)
+	p.Addf(c.ServerName == "" || strings.ContainsAny(c.ServerName, "@!#&%^:/ "), "server-name %q: want a host name", c.ServerName)
+	p.Addf(c.JWTSecret == "", "jwt-secret is required: set BACHATA_JWT_SECRET (at least %d bytes)", MinJWTSecret)
+	p.Addf(c.JWTSecret != "" && len(c.JWTSecret) < MinJWTSecret, "jwt-secret is %d bytes: want at least %d", len(c.JWTSecret), MinJWTSecret)
+	p.Addf(!strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://"), "nats-url %q: want nats:// or tls://", c.NATSURL)
+	p.Addf(c.NATSPrefix == "" || strings.ContainsAny(c.NATSPrefix, " *>"), "nats-prefix %q: want a non-empty subject token", c.NATSPrefix)
+	p.Addf(c.PingInterval <= 0, "ping-interval %s: want > 0", c.PingInterval)
+	p.Addf(c.IdleTimeout <= c.PingInterval, "idle-timeout %s: want more than ping-interval %s", c.IdleTimeout, c.PingInterval)
+	p.Addf(c.MaxFrame < 1024 || c.MaxFrame > 16<<20, "max-frame %d: want 1024..16777216 bytes", c.MaxFrame)
+	p.Addf(c.Heartbeat <= 0, "heartbeat %s: want > 0", c.Heartbeat)
+	p.Addf(c.WriteTimeout <= 0, "write-timeout %s: want > 0", c.WriteTimeout)
+	p.Addf(c.RPCTimeout <= 0, "rpc-timeout %s: want > 0", c.RPCTimeout)
+	p.Addf(c.QueueBytes < c.MaxFrame, "queue-bytes %d: want at least max-frame %d", c.QueueBytes, c.MaxFrame)
+	p.Addf(c.ShutdownTimeout <= 0, "shutdown-timeout %s: want > 0", c.ShutdownTimeout)
+	p.Addf(!oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), "log-level %q: want debug, info, warn or error", c.LogLevel)
+	p.Addf(!oneOf(strings.ToLower(c.LogFormat), "json", "text"), "log-format %q: want json or text", c.LogFormat)
+	return p.Err()
+}
+
+func oneOf(s string, set ...string) bool {
+	for _, v := range set {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// validGatewayID reports whether id is safe as one NATS subject token and
+// as a key part: a-z 0-9 - _ only.
+func validGatewayID(id string) bool {
+	if id == "" || len(id) > MaxGatewayID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if (ch < 'a' || ch > 'z') && (ch < '0' || ch > '9') && ch != '-' && ch != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// defaultGatewayID is the hostname, lowercased with unsafe characters
+// replaced by '-', plus 6 random hex digits so two processes on one host
+// (or a restarted pod keeping its name) never share an ID: a restarted
+// gateway must not inherit the previous one's lease or connections.
+func defaultGatewayID() (string, error) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "gateway"
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(host) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	name := b.String()
+	if len(name) > MaxGatewayID-7 {
+		name = name[:MaxGatewayID-7]
+	}
+	var suffix [3]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return "", fmt.Errorf("gateway id: read random: %w", err)
+	}
+	return name + "-" + hex.EncodeToString(suffix[:]), nil
+}
