@@ -5,6 +5,7 @@ package grpcx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -114,7 +115,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Stop()
 		<-done
 	}
-	if err := <-errc; err != nil {
+	// A stop that lands before Serve began makes Serve report
+	// ErrServerStopped; that is the shutdown asked for, not a failure.
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("grpc serve %s: %w", s.lis.Addr(), err)
 	}
 	return nil
