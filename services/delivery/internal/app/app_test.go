@@ -1,0 +1,249 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bachata-chat/bachata/libs/grpcx"
+	"github.com/bachata-chat/bachata/libs/natsx"
+	"github.com/bachata-chat/bachata/libs/testkit"
+	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
+	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
+	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
+	"github.com/bachata-chat/bachata/services/delivery/internal/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const waitFor = 10 * time.Second
+
+var subjects = natsx.Subjects{Prefix: "apptest"}
+
+var (
+	alice = &commonv1.DeviceRef{User: "@alice@localhost", Device: "phone"}
+	bob   = &commonv1.DeviceRef{User: "@bob@localhost", Device: "laptop"}
+)
+
+// service is a delivery App on real Redis and NATS, with a gRPC client.
+type service struct {
+	app    *App
+	nats   *testkit.NATS
+	client deliveryv1.DeliveryServiceClient
+	http   *http.Client
+	stop   func() error
+}
+
+func startService(t *testing.T) *service {
+	t.Helper()
+	r := testkit.StartRedis(t, testkit.RedisOptions{})
+	n := testkit.StartNATS(t)
+	cfg, _, err := config.Load([]string{
+		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+		"-redis-url", r.URL(), "-nats-url", n.URL(),
+		"-nats-prefix", subjects.Prefix, "-redis-prefix", "apptest", "-shutdown-timeout", "5s",
+	}, func(string) string { return "" })
+	require.NoError(t, err)
+	a, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	cc, err := grpcx.Dial(a.GRPCAddr().String(), grpc.WithDisableRetry())
+	require.NoError(t, err)
+	s := &service{
+		app: a, nats: n,
+		client: deliveryv1.NewDeliveryServiceClient(cc),
+		http:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second},
+	}
+	stopped := false
+	s.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		_ = cc.Close()
+		return <-done
+	}
+	t.Cleanup(func() { require.NoError(t, s.stop()) })
+	require.Eventually(t, func() bool { return s.status("/readyz") == http.StatusOK }, waitFor, 10*time.Millisecond)
+	return s
+}
+
+func (s *service) status(path string) int {
+	resp, err := s.http.Get("http://" + s.app.HTTPAddr().String() + path)
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// gatewayInbox subscribes to what delivery publishes for one gateway.
+func gatewayInbox(t *testing.T, n *testkit.NATS, gatewayID string) chan *eventsv1.Delivery {
+	t.Helper()
+	ch := make(chan *eventsv1.Delivery, 64)
+	nc := n.Conn()
+	sub, err := nc.Subscribe(subjects.GatewayDeliveries(gatewayID), func(m *nats.Msg) {
+		var b eventsv1.DeliveryBatch
+		if err := proto.Unmarshal(m.Data, &b); err != nil {
+			t.Errorf("bad batch: %v", err)
+			return
+		}
+		for _, d := range b.GetDeliveries() {
+			ch <- d
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return ch
+}
+
+func next(t *testing.T, ch chan *eventsv1.Delivery) *eventsv1.Delivery {
+	t.Helper()
+	select {
+	case d := <-ch:
+		return d
+	case <-time.After(waitFor):
+		t.Fatal("no delivery published")
+		return nil
+	}
+}
+
+func none(t *testing.T, ch chan *eventsv1.Delivery) {
+	t.Helper()
+	select {
+	case d := <-ch:
+		t.Fatalf("unexpected delivery %v", d)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func directTo(id string, user string) *deliveryv1.EnqueueRequest {
+	return &deliveryv1.EnqueueRequest{
+		Message:    &commonv1.Message{Id: id, Type: "text", From: alice.GetUser(), Dest: user, Data: []byte(`{"text":"hi"}`)},
+		Sender:     alice,
+		Recipients: []*deliveryv1.Recipient{{User: user}},
+		Receipt:    true,
+	}
+}
+
+func TestDeliveryGoesOnlyToTheHoldingGatewayAndReceiptToTheSender(t *testing.T) {
+	s := startService(t)
+	ctx := t.Context()
+	gw1, gw2 := gatewayInbox(t, s.nats, "gw-1"), gatewayInbox(t, s.nats, "gw-2")
+	_, err := s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: alice, GatewayId: "gw-1", ConnectionId: "a1"})
+	require.NoError(t, err)
+	_, err = s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-2", ConnectionId: "b1"})
+	require.NoError(t, err)
+
+	resp, err := s.client.Enqueue(ctx, directTo("m1", bob.GetUser()))
+	require.NoError(t, err)
+	require.False(t, resp.GetDuplicate())
+	require.EqualValues(t, 1, resp.GetDevices())
+
+	d := next(t, gw2)
+	require.Equal(t, "m1", d.GetMessage().GetId())
+	require.Equal(t, "b1", d.GetConnectionId())
+	require.EqualValues(t, 1, d.GetAttempt())
+	none(t, gw1)
+
+	ack, err := s.client.Ack(ctx, &deliveryv1.AckRequest{Device: bob, MessageIds: []string{"m1"}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, ack.GetAcked())
+	r := next(t, gw1)
+	require.EqualValues(t, 300, r.GetReceipt().GetType())
+	require.Equal(t, "m1", r.GetReceipt().GetMessageId())
+	require.Equal(t, "a1", r.GetConnectionId())
+	none(t, gw2)
+
+	// The gateway confirms the written receipt; it is not sent again.
+	_, err = s.client.Ack(ctx, &deliveryv1.AckRequest{Device: alice, ReceiptIds: []string{"m1"}})
+	require.NoError(t, err)
+	_, err = s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: alice, GatewayId: "gw-1", ConnectionId: "a2"})
+	require.NoError(t, err)
+	none(t, gw1)
+}
+
+func TestGatewayDownPutsInFlightBackForTheNextConnection(t *testing.T) {
+	s := startService(t)
+	ctx := t.Context()
+	gw1, gw2 := gatewayInbox(t, s.nats, "gw-1"), gatewayInbox(t, s.nats, "gw-2")
+	_, err := s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-1", ConnectionId: "b1"})
+	require.NoError(t, err)
+	_, err = s.client.Enqueue(ctx, directTo("m1", bob.GetUser()))
+	require.NoError(t, err)
+	next(t, gw1)
+
+	ev, err := proto.Marshal(&eventsv1.GatewayDown{GatewayId: "gw-1", Connections: []*eventsv1.DeviceConnection{{Device: bob, ConnectionId: "b1"}}})
+	require.NoError(t, err)
+	nc := s.nats.Conn()
+	require.NoError(t, nc.Publish(subjects.GatewayDown(), ev))
+	require.NoError(t, nc.Flush())
+
+	// Once detached, a new message waits instead of going to the dead gateway.
+	require.Eventually(t, func() bool {
+		_, err := s.client.Enqueue(ctx, directTo("probe-"+time.Now().String(), bob.GetUser()))
+		require.NoError(t, err)
+		select {
+		case <-gw1:
+			return false
+		case <-time.After(50 * time.Millisecond):
+			return true
+		}
+	}, waitFor, time.Millisecond)
+
+	_, err = s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-2", ConnectionId: "b2"})
+	require.NoError(t, err)
+	d := next(t, gw2)
+	require.Equal(t, "m1", d.GetMessage().GetId())
+	require.EqualValues(t, 2, d.GetAttempt())
+}
+
+func TestBadRequestsGetInvalidArgument(t *testing.T) {
+	s := startService(t)
+	ctx := t.Context()
+	calls := map[string]func() error{
+		"enqueue without id": func() error {
+			_, err := s.client.Enqueue(ctx, &deliveryv1.EnqueueRequest{Message: &commonv1.Message{Type: "text"}, Recipients: []*deliveryv1.Recipient{{User: "u"}}})
+			return err
+		},
+		"enqueue without recipients": func() error {
+			_, err := s.client.Enqueue(ctx, &deliveryv1.EnqueueRequest{Message: &commonv1.Message{Id: "x", Type: "text"}})
+			return err
+		},
+		"attach without connection": func() error {
+			_, err := s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-1"})
+			return err
+		},
+		"ack without device": func() error {
+			_, err := s.client.Ack(ctx, &deliveryv1.AckRequest{MessageIds: []string{"x"}})
+			return err
+		},
+	}
+	for name, call := range calls {
+		require.Equal(t, codes.InvalidArgument, status.Code(call()), name)
+	}
+}
+
+func TestShutdownEndsReadinessAndReturns(t *testing.T) {
+	s := startService(t)
+	require.Equal(t, http.StatusOK, s.status("/healthz"))
+	require.Equal(t, http.StatusOK, s.status("/metrics"))
+	require.NoError(t, s.stop())
+	require.Equal(t, 0, s.status("/readyz"), "admin endpoint still answering after shutdown")
+}
