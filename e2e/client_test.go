@@ -30,6 +30,17 @@ type frame struct {
 	raw  []byte
 }
 
+// errCode is the errCode of an error frame's data, or 0.
+func (f frame) errCode() int {
+	var e struct {
+		Code int `json:"errCode"`
+	}
+	if !strings.HasSuffix(f.dataType(), ":error") || json.Unmarshal(f.Data, &e) != nil {
+		return 0
+	}
+	return e.Code
+}
+
 // transport returns the integer type of a transport frame, or 0.
 func (f frame) transport() int {
 	var n int
