@@ -2,11 +2,15 @@ package grpcx
 
 import (
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // serviceConfig balances calls over every address a name resolves to, so a
@@ -26,11 +30,38 @@ const serviceConfig = `{
   }]
 }`
 
-// Dial returns a client connection to target ("host:port", or
-// "dns:///name:port" for every address of a name). Calls are balanced round
-// robin and UNAVAILABLE failures retried with backoff. Connections are made
-// lazily, so a service can start before its peers.
+// staticScheme names the resolver of a fixed list of addresses.
+const staticScheme = "bachata-static"
+
+// ValidTarget reports whether target is one Dial accepts: "host:port",
+// "dns:///host:port", or a comma-separated list of "host:port".
+func ValidTarget(target string) bool {
+	target = strings.TrimPrefix(target, "dns:///")
+	for _, a := range strings.Split(target, ",") {
+		host, port, err := net.SplitHostPort(strings.TrimSpace(a))
+		if err != nil || host == "" || port == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Dial returns a client connection to target ("host:port",
+// "dns:///name:port" for every address of a name, or "host:port,host:port"
+// for a fixed list). Calls are balanced round robin and UNAVAILABLE
+// failures retried with backoff. Connections are made lazily, so a service
+// can start before its peers.
 func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	if strings.Contains(target, ",") && !strings.HasPrefix(target, "dns:///") {
+		r := manual.NewBuilderWithScheme(staticScheme)
+		var addrs []resolver.Address
+		for _, a := range strings.Split(target, ",") {
+			addrs = append(addrs, resolver.Address{Addr: strings.TrimSpace(a)})
+		}
+		r.InitialState(resolver.State{Addresses: addrs})
+		opts = append(opts, grpc.WithResolvers(r))
+		target = staticScheme + ":///" + strings.ReplaceAll(target, ",", "_")
+	}
 	opts = append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +47,9 @@ type Config struct {
 	Prefix string
 	// Gateways is how many gateways to run; default 1.
 	Gateways int
+	// Deliveries is how many delivery instances to run; default 1. The
+	// gateways and the router balance over all of them.
+	Deliveries int
 	// Ports, when set, fixes every listener: the gateway i gets
 	// WS = Ports.GatewayWS+2i and admin = Ports.GatewayWS+2i+1. Zero picks
 	// free ports.
@@ -146,7 +150,17 @@ func (s *Suite) plan(ctx context.Context) error {
 	var errs []error
 	must := func(a string, err error) string { errs = append(errs, err); return a }
 	presence := &Instance{Name: "presence-1", Service: Presence, Addr: must(port(p.PresenceGRPC)), HTTPAddr: must(port(p.PresenceHTTP))}
-	delivery := &Instance{Name: "delivery-1", Service: Delivery, Addr: must(port(p.DeliveryGRPC)), HTTPAddr: must(port(p.DeliveryHTTP))}
+	deliveries := []*Instance{{Name: "delivery-1", Service: Delivery, Addr: must(port(p.DeliveryGRPC)), HTTPAddr: must(port(p.DeliveryHTTP))}}
+	if s.cfg.Deliveries > 1 && s.cfg.Ports != nil {
+		return errors.New("localsuite: fixed ports allow one delivery instance")
+	}
+	var deliveryAddrs []string
+	for i := range max(s.cfg.Deliveries, 1) {
+		if i > 0 {
+			deliveries = append(deliveries, &Instance{Name: fmt.Sprintf("delivery-%d", i+1), Service: Delivery, Addr: must(port(0)), HTTPAddr: must(port(0))})
+		}
+		deliveryAddrs = append(deliveryAddrs, deliveries[i].Addr)
+	}
 	router := &Instance{Name: "router-1", Service: Router, Addr: must(port(p.RouterGRPC)), HTTPAddr: must(port(p.RouterHTTP))}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -159,11 +173,11 @@ func (s *Suite) plan(ctx context.Context) error {
 		"BACHATA_SERVER_NAME=" + s.cfg.ServerName,
 		"BACHATA_JWT_SECRET=" + s.cfg.JWTSecret,
 		"BACHATA_PRESENCE_ADDR=" + presence.Addr,
-		"BACHATA_DELIVERY_ADDR=" + delivery.Addr,
+		"BACHATA_DELIVERY_ADDR=" + strings.Join(deliveryAddrs, ","),
 		"BACHATA_ROUTER_ADDR=" + router.Addr,
 		"BACHATA_LOG_FORMAT=text",
 	}, s.cfg.Env...)
-	for _, in := range []*Instance{presence, delivery, router} {
+	for _, in := range append(append([]*Instance{presence}, deliveries...), router) {
 		in.env = append([]string{"BACHATA_GRPC_ADDR=" + in.Addr, "BACHATA_HTTP_ADDR=" + in.HTTPAddr}, common...)
 		s.instances = append(s.instances, in)
 	}

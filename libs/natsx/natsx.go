@@ -80,3 +80,16 @@ func (s Subjects) GatewayDown() string { return s.p() + ".gateway.down" }
 // App is the subject an application backend listens on for customized
 // content; suffix comes from the protocol package and is already validated.
 func (s Subjects) App(suffix string) string { return s.p() + ".app." + suffix }
+
+// MessageUndelivered is where delivery reports a message no device of its
+// recipient acked within the configured delay (payload
+// eventsv1.MessageUndelivered).
+func (s Subjects) MessageUndelivered() string { return s.p() + ".delivery.undelivered" }
+
+// MessageDelivered is where delivery reports that a message reported
+// undelivered was acked at last (payload eventsv1.MessageDelivered).
+func (s Subjects) MessageDelivered() string { return s.p() + ".delivery.delivered" }
+
+// DeadLetter is where delivery reports every entry it moved to a
+// dead-letter list (payload eventsv1.DeadLetter).
+func (s Subjects) DeadLetter() string { return s.p() + ".delivery.deadletter" }

@@ -9,22 +9,40 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Option adjusts the client Open builds.
+type Option func(*options)
+
+type options struct {
+	poolSize int
+}
+
+// WithPoolSize sets the connection pool size (per node in a cluster): a
+// client for blocking calls needs one connection per concurrent call.
+func WithPoolSize(n int) Option { return func(o *options) { o.poolSize = n } }
+
 // Open returns a client for url and checks that the server answers. A
-// "redis://" or "rediss://" URL opens a single server; a comma-separated list
-// of host:port seeds, or a URL with the scheme "redis+cluster://host:port,…",
+// "redis://", "rediss://" or "unix://" URL opens a single server; a URL
+// with the scheme "redis+cluster://host:port,host:port,…" (the seed nodes)
 // opens a Redis Cluster client.
-func Open(ctx context.Context, url string) (redis.UniversalClient, error) {
+func Open(ctx context.Context, url string, opts ...Option) (redis.UniversalClient, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var c redis.UniversalClient
 	switch {
 	case strings.HasPrefix(url, "redis+cluster://"):
 		addrs := strings.Split(strings.TrimPrefix(url, "redis+cluster://"), ",")
-		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: o.poolSize})
 	case strings.HasPrefix(url, "redis://"), strings.HasPrefix(url, "rediss://"), strings.HasPrefix(url, "unix://"):
-		opts, err := redis.ParseURL(url)
+		ro, err := redis.ParseURL(url)
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
-		c = redis.NewClient(opts)
+		if o.poolSize > 0 {
+			ro.PoolSize = o.poolSize
+		}
+		c = redis.NewClient(ro)
 	default:
 		return nil, fmt.Errorf("redis url %q: want redis://host:port/db or redis+cluster://host:port,host:port", url)
 	}

@@ -46,24 +46,41 @@ const RedisBinary = "redis-server"
 // redis-server is installed.
 func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
+	requireRedisBinary(t)
+	r, err := startRedis(t, opts, FreePort)
+	if err != nil {
+		t.Fatalf("testkit: start redis-server: %v", err)
+	}
+	return r
+}
+
+func requireRedisBinary(t testing.TB) {
+	t.Helper()
 	if _, err := exec.LookPath(RedisBinary); err != nil {
 		t.Fatalf("testkit: %s not found in PATH (run `make deps` to install it): %v", RedisBinary, err)
 	}
-	r := &Redis{t: t, opts: opts, dir: t.TempDir()}
+}
+
+// startRedis starts a redis-server in a fresh data directory on a port from
+// pick, trying a few ports in case one is taken before the server binds it,
+// and stops it when the test ends.
+func startRedis(t testing.TB, opts RedisOptions, pick func() (int, error)) (*Redis, error) {
+	t.Helper()
 	var lastErr error
 	for range 5 {
-		port, err := FreePort()
+		port, err := pick()
 		if err != nil {
-			t.Fatalf("testkit: pick a port: %v", err)
+			return nil, fmt.Errorf("pick a port: %w", err)
 		}
-		r.port = port
+		// A fresh directory per attempt: a failed start may leave files
+		// behind, such as a cluster node's nodes.conf.
+		r := &Redis{t: t, opts: opts, dir: t.TempDir(), port: port}
 		if lastErr = r.start(); lastErr == nil {
 			t.Cleanup(r.stop)
-			return r
+			return r, nil
 		}
 	}
-	t.Fatalf("testkit: start redis-server: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
 // Addr is host:port of the server.
@@ -112,6 +129,13 @@ func (r *Redis) Restart() {
 	r.t.Fatalf("testkit: restart redis-server: %v", err)
 }
 
+// running reports whether the server was started and not killed since.
+func (r *Redis) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc != nil
+}
+
 func (r *Redis) args() []string {
 	args := []string{
 		"--port", strconv.Itoa(r.port),
@@ -147,8 +171,7 @@ func (r *Redis) start() error {
 	for {
 		select {
 		case err := <-exited:
-			logTail, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			return fmt.Errorf("redis-server exited: %w: %s", err, lastLines(logTail, 5))
+			return fmt.Errorf("redis-server exited: %w: %s", err, r.logTail(5))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -170,6 +193,15 @@ func (r *Redis) start() error {
 
 func (r *Redis) stop() {
 	r.Kill()
+}
+
+// logTail is the last n lines of the server's log file.
+func (r *Redis) logTail(n int) string {
+	b, err := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return lastLines(b, n)
 }
 
 func lastLines(b []byte, n int) string {

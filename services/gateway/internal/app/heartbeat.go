@@ -68,7 +68,7 @@ func (a *App) beat(ctx context.Context) (known, ok bool) {
 		}
 		return false, false
 	}
-	if !resp.GetKnown() {
+	if !resp.GetKnown() && a.ws.Connections() > 0 {
 		a.log.InfoContext(ctx, "presence lease was not held; announcing connections again", "gateway", a.cfg.GatewayID, "connections", a.ws.Connections())
 	}
 	return resp.GetKnown(), true

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"net"
 	"slices"
-	"strings"
 	"time"
 
 	libconfig "github.com/bachata-chat/bachata/libs/config"
 	"github.com/bachata-chat/bachata/libs/entity"
+	"github.com/bachata-chat/bachata/libs/grpcx"
 )
 
 // Config is the router's settings. Every field documents its default; Load
@@ -52,7 +52,7 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 	s := libconfig.New("router", getenv)
 	s.String(&c.GRPCAddr, "grpc-addr", "BACHATA_GRPC_ADDR", ":9081", "gRPC listen address")
 	s.String(&c.HTTPAddr, "http-addr", "BACHATA_HTTP_ADDR", ":8181", "health and metrics listen address")
-	s.String(&c.DeliveryAddr, "delivery-addr", "BACHATA_DELIVERY_ADDR", "127.0.0.1:9082", "delivery service gRPC target (host:port or dns:///name:port)")
+	s.String(&c.DeliveryAddr, "delivery-addr", "BACHATA_DELIVERY_ADDR", "127.0.0.1:9082", "delivery service gRPC target (host:port, host:port,host:port or dns:///name:port)")
 	s.String(&c.ServerName, "server-name", "BACHATA_SERVER_NAME", "localhost", "server part of entity IDs")
 	s.Bool(&c.RequireSign, "require-sign", "BACHATA_REQUIRE_SIGN", false, "refuse data messages without a valid sign")
 	s.Duration(&c.EnqueueTimeout, "enqueue-timeout", "BACHATA_ENQUEUE_TIMEOUT", 5*time.Second, "bound on one delivery Enqueue call")
@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 	var p libconfig.Problems
 	checkListen(&p, "grpc-addr", c.GRPCAddr)
 	checkListen(&p, "http-addr", c.HTTPAddr)
-	p.Addf(!validTarget(c.DeliveryAddr), "delivery-addr %q: want host:port or dns:///host:port", c.DeliveryAddr)
+	p.Addf(!validTarget(c.DeliveryAddr), "delivery-addr %q: want host:port, a comma-separated list of them, or dns:///host:port", c.DeliveryAddr)
 	if _, err := entity.ParseServer(c.ServerName); err != nil {
 		p.Addf(true, "server-name %q: want a lowercase host name, IPv4 or [IPv6] address, optionally with :port: %w", c.ServerName, err)
 	}
@@ -94,7 +94,4 @@ func checkListen(p *libconfig.Problems, name, addr string) {
 
 // validTarget accepts the two gRPC target forms the suite deploys with. A
 // host is required: an empty one would resolve differently per resolver.
-func validTarget(target string) bool {
-	host, _, err := net.SplitHostPort(strings.TrimPrefix(target, "dns:///"))
-	return err == nil && host != ""
-}
+func validTarget(target string) bool { return grpcx.ValidTarget(target) }
