@@ -59,18 +59,26 @@ type env struct {
 // gateways against a fresh redis-server (append-only) and NATS server.
 func startSuite(t *testing.T, gateways int) *env {
 	t.Helper()
+	return startSuiteWith(t, func(c *localsuite.Config) { c.Gateways = gateways })
+}
+
+// startSuiteWith is startSuite with the suite's configuration adjusted.
+func startSuiteWith(t *testing.T, adjust func(*localsuite.Config)) *env {
+	t.Helper()
 	r := testkit.StartRedis(t, testkit.RedisOptions{AppendOnly: true})
 	n := testkit.StartNATS(t)
 	logDir := t.TempDir()
-	s, err := localsuite.Start(t.Context(), localsuite.Config{
+	cfg := localsuite.Config{
 		BinDir:    binDir,
 		NATSURL:   n.URL(),
 		RedisURL:  r.URL(),
 		JWTSecret: secret,
-		Gateways:  gateways,
+		Gateways:  1,
 		LogDir:    logDir,
 		Env:       []string{"BACHATA_LOG_LEVEL=debug"},
-	})
+	}
+	adjust(&cfg)
+	s, err := localsuite.Start(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		s.Stop()

@@ -21,6 +21,7 @@ import (
 	"github.com/bachata-chat/bachata/services/delivery/internal/config"
 	"github.com/bachata-chat/bachata/services/delivery/internal/dispatch"
 	"github.com/bachata-chat/bachata/services/delivery/internal/queue"
+	"github.com/bachata-chat/bachata/services/delivery/internal/shard"
 )
 
 // App is a wired delivery service, ready to Run.
@@ -29,10 +30,13 @@ type App struct {
 	logger *slog.Logger
 	health *obs.Health
 	redis  redis.UniversalClient
-	nats   *nats.Conn
-	grpc   *grpcx.Server
-	admin  *obs.HTTPServer
-	disp   *dispatch.Service
+	// blocking serves the shard workers' blocking waits.
+	blocking redis.UniversalClient
+	shards   *shard.Owner
+	nats     *nats.Conn
+	grpc     *grpcx.Server
+	admin    *obs.HTTPServer
+	disp     *dispatch.Service
 }
 
 // New connects to Redis and NATS and builds the servers. It closes what it
@@ -55,10 +59,21 @@ func (a *App) wire(ctx context.Context) error {
 	if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "delivery", logger); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
+	// The shard workers block in BLMOVE, one connection each; they get a
+	// client of their own so the API calls never wait for a connection.
+	if a.blocking, err = redisx.Open(ctx, cfg.RedisURL, redisx.WithPoolSize(cfg.Shards+2)); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
 	store, err := queue.New(a.redis, queue.Options{
-		Prefix:    cfg.RedisPrefix,
-		DedupeTTL: cfg.DedupeTTL,
-		Window:    cfg.Window,
+		Prefix:           cfg.RedisPrefix,
+		Shards:           cfg.Shards,
+		DedupeTTL:        cfg.DedupeTTL,
+		Window:           cfg.Window,
+		Visibility:       cfg.Visibility,
+		MaxAttempts:      cfg.MaxAttempts,
+		MaxQueueLength:   cfg.MaxQueueLength,
+		MaxAge:           cfg.MaxAge,
+		UndeliveredAfter: cfg.UndeliveredAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -68,6 +83,12 @@ func (a *App) wire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
+	a.shards = shard.New(store, a.blocking, a.disp.Publisher(), shard.Options{
+		Instance:    cfg.Instance,
+		Lease:       cfg.ShardLease,
+		ExpireEvery: cfg.ExpireEvery,
+		Batch:       256,
+	}, logger)
 	var lc net.ListenConfig
 	glis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -90,25 +111,30 @@ func (a *App) GRPCAddr() net.Addr { return a.grpc.Addr() }
 // HTTPAddr is where the admin endpoints listen.
 func (a *App) HTTPAddr() net.Addr { return a.admin.Addr() }
 
-// Run serves until ctx ends, then stops in order: not ready, gRPC graceful
-// stop, the gateway-down subscription, NATS (flushing what was published),
-// Redis.
+// Run serves until ctx ends, then stops: readiness goes false, and the gRPC
+// server (gracefully), the admin server, the gateway-down subscription and
+// the shard owner (handing its shards over) stop together; then NATS is
+// flushed and closed, and Redis closed.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
 	a.health.SetReady(true)
 	a.logger.InfoContext(ctx, "delivery ready", "grpc", a.grpc.Addr().String(), "http", a.admin.Addr().String())
 	err := run.All(ctx,
-		run.Part{Name: "grpc", Run: func(ctx context.Context) error {
-			err := a.grpc.Run(ctx)
+		run.Part{Name: "readiness", Run: func(ctx context.Context) error {
+			// Not ready the moment shutdown starts, while calls drain.
+			<-ctx.Done()
 			a.health.SetReady(false)
-			return err
+			return nil
 		}},
+		run.Part{Name: "grpc", Run: a.grpc.Run},
 		run.Part{Name: "admin", Run: a.admin.Run},
 		run.Part{Name: "gateway-down", Run: a.disp.WatchGatewayDown},
+		run.Part{Name: "shards", Run: a.shards.Run},
 	)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	a.logger.InfoContext(ctx, "delivery stopped")
 	return nil
 }
 
@@ -122,5 +148,8 @@ func (a *App) close() {
 
 	if a.redis != nil {
 		_ = a.redis.Close()
+	}
+	if a.blocking != nil {
+		_ = a.blocking.Close()
 	}
 }

@@ -3,7 +3,10 @@
 package config
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -30,6 +33,32 @@ type Config struct {
 	// DedupeTTL is how long an accepted (sender, id) is remembered so a
 	// resend is not delivered twice; default 24h.
 	DedupeTTL time.Duration
+	// Shards is how many shards devices are hashed to; every instance of a
+	// deployment must use the same value; default 32.
+	Shards int
+	// Visibility is how long a pushed entry may stay unacked before it is
+	// pushed again; default 30s.
+	Visibility time.Duration
+	// MaxAttempts is how often an entry is pushed before it goes to the
+	// dead-letter list; default 10.
+	MaxAttempts int
+	// MaxQueueLength bounds each device queue, 0 for no bound; default
+	// 10000.
+	MaxQueueLength int
+	// MaxAge bounds how long an entry waits for its ack, 0 for no bound;
+	// default 720h.
+	MaxAge time.Duration
+	// UndeliveredAfter is when a message no device acked is reported on
+	// NATS, 0 for never; default 30s.
+	UndeliveredAfter time.Duration
+	// ShardLease is how long a shard stays owned by an instance that
+	// stopped renewing; default 5s.
+	ShardLease time.Duration
+	// ExpireEvery is how often an owned shard's timers run; default 1s.
+	ExpireEvery time.Duration
+	// Instance names this process among the delivery instances; default
+	// the host name and a random suffix.
+	Instance string
 	// ShutdownTimeout bounds the graceful stop; default 10s.
 	ShutdownTimeout time.Duration
 	// LogLevel and LogFormat configure the logger; defaults "info", "json".
@@ -49,6 +78,15 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 	s.String(&c.RedisPrefix, "redis-prefix", "BACHATA_REDIS_PREFIX", "bachata", "prefix of every Redis key")
 	s.Int(&c.Window, "window", "BACHATA_DELIVERY_WINDOW", 64, "messages in flight per device")
 	s.Duration(&c.DedupeTTL, "dedupe-ttl", "BACHATA_DEDUPE_TTL", 24*time.Hour, "how long a resent id is recognised")
+	s.Int(&c.Shards, "shards", "BACHATA_DELIVERY_SHARDS", 32, "shards devices are hashed to (same on every instance)")
+	s.Duration(&c.Visibility, "visibility", "BACHATA_DELIVERY_VISIBILITY", 30*time.Second, "unacked time before an entry is pushed again")
+	s.Int(&c.MaxAttempts, "max-attempts", "BACHATA_DELIVERY_MAX_ATTEMPTS", 10, "pushes before an entry goes to the dead-letter list")
+	s.Int(&c.MaxQueueLength, "max-queue-length", "BACHATA_DELIVERY_MAX_QUEUE_LENGTH", 10000, "entries per device queue, 0 for no bound")
+	s.Duration(&c.MaxAge, "max-age", "BACHATA_DELIVERY_MAX_AGE", 720*time.Hour, "how long an entry waits for its ack, 0 for no bound")
+	s.Duration(&c.UndeliveredAfter, "undelivered-after", "BACHATA_DELIVERY_UNDELIVERED_AFTER", 30*time.Second, "delay before an unacked message is reported, 0 for never")
+	s.Duration(&c.ShardLease, "shard-lease", "BACHATA_DELIVERY_SHARD_LEASE", 5*time.Second, "how long a shard stays with an instance that stopped renewing")
+	s.Duration(&c.ExpireEvery, "expire-every", "BACHATA_DELIVERY_EXPIRE_EVERY", time.Second, "how often an owned shard's timers run")
+	s.String(&c.Instance, "instance", "BACHATA_INSTANCE", defaultInstance(), "name of this instance among the delivery instances")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "BACHATA_SHUTDOWN_TIMEOUT", 10*time.Second, "bound on graceful shutdown")
 	s.String(&c.LogLevel, "log-level", "BACHATA_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "BACHATA_LOG_FORMAT", "json", "json or text")
@@ -74,6 +112,27 @@ func (c Config) Validate() error {
 	p.Addf(c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}"), "redis-prefix %q: want non-empty, without braces", c.RedisPrefix)
 	p.Addf(c.Window < 1 || c.Window > 10000, "window %d: want 1..10000", c.Window)
 	p.Addf(c.DedupeTTL < time.Minute, "dedupe-ttl %s: want at least 1m", c.DedupeTTL)
+	p.Addf(c.Shards < 1 || c.Shards > 16384, "shards %d: want 1..16384", c.Shards)
+	p.Addf(c.Visibility < 100*time.Millisecond, "visibility %s: want at least 100ms", c.Visibility)
+	p.Addf(c.MaxAttempts < 1, "max-attempts %d: want at least 1", c.MaxAttempts)
+	p.Addf(c.MaxQueueLength < 0, "max-queue-length %d: want 0 (no bound) or more", c.MaxQueueLength)
+	p.Addf(c.MaxAge < 0, "max-age %s: want 0 (no bound) or more", c.MaxAge)
+	p.Addf(c.UndeliveredAfter < 0, "undelivered-after %s: want 0 (never) or more", c.UndeliveredAfter)
+	p.Addf(c.ShardLease < 300*time.Millisecond, "shard-lease %s: want at least 300ms", c.ShardLease)
+	p.Addf(c.ExpireEvery < 10*time.Millisecond, "expire-every %s: want at least 10ms", c.ExpireEvery)
+	p.Addf(c.Instance == "", "instance: want a name")
 	p.Addf(c.ShutdownTimeout <= 0, "shutdown-timeout %s: want > 0", c.ShutdownTimeout)
 	return p.Err()
+}
+
+// defaultInstance is the host name with a random suffix, so restarts and
+// several processes on one host never share a name.
+func defaultInstance() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "delivery"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }

@@ -11,6 +11,10 @@ type metrics struct {
 	acked         prometheus.Counter
 	receipts      prometheus.Counter
 	pushed        prometheus.Counter
+	redelivered   prometheus.Counter
+	deadLetters   prometheus.Counter
+	undelivered   prometheus.Counter
+	delivered     prometheus.Counter
 	publishErrors prometheus.Counter
 }
 
@@ -23,9 +27,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		acked:         c("acked_total", "Client acks (200) that matched a message in flight."),
 		receipts:      c("receipts_total", "Receipts (300) queued for senders."),
 		pushed:        c("pushed_total", "Frames published to gateways."),
-		publishErrors: c("publish_errors_total", "Failed NATS publishes to gateways (messages stay in flight)."),
+		redelivered:   c("redelivered_total", "Frames published again: after a reconnect or past the visibility timeout."),
+		deadLetters:   c("dead_letters_total", "Entries moved to a dead-letter list (attempts, queue length or age)."),
+		undelivered:   c("undelivered_reports_total", "Messages reported undelivered past the configured delay."),
+		delivered:     c("delivered_reports_total", "Messages reported undelivered that were acked at last."),
+		publishErrors: c("publish_errors_total", "Failed NATS publishes (deliveries stay in flight and come again)."),
 	}
-	for _, col := range []prometheus.Collector{m.enqueued, m.acked, m.receipts, m.pushed, m.publishErrors} {
+	for _, col := range []prometheus.Collector{m.enqueued, m.acked, m.receipts, m.pushed, m.redelivered, m.deadLetters, m.undelivered, m.delivered, m.publishErrors} {
 		if err := reg.Register(col); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -23,19 +23,18 @@ import (
 	"github.com/bachata-chat/bachata/services/delivery/internal/queue"
 )
 
-// receiptDelivered is the transport type of the receipt sent to a sender
-// when the first recipient device acked.
-const receiptDelivered = 300
-
-// Service implements deliveryv1.DeliveryServiceServer.
+// Service implements deliveryv1.DeliveryServiceServer. Its calls change
+// the queues and mark devices ready; the owner of each device's shard
+// pushes them (package shard), through the same Publisher.
 type Service struct {
 	deliveryv1.UnimplementedDeliveryServiceServer
 
 	store    *queue.Store
 	nats     *nats.Conn
-	subjects natsx.Subjects
+	pub      *Publisher
 	logger   *slog.Logger
 	metrics  *metrics
+	subjects natsx.Subjects
 }
 
 // New returns a Service publishing on nc and registering its metrics on reg.
@@ -44,8 +43,12 @@ func New(store *queue.Store, nc *nats.Conn, subjects natsx.Subjects, logger *slo
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: store, nats: nc, subjects: subjects, logger: logger, metrics: m}, nil
+	pub := &Publisher{nats: nc, subjects: subjects, logger: logger, metrics: m}
+	return &Service{store: store, nats: nc, pub: pub, logger: logger, metrics: m, subjects: subjects}, nil
 }
+
+// Publisher is what the shard owners publish through.
+func (s *Service) Publisher() *Publisher { return s.pub }
 
 func validDevice(d *commonv1.DeviceRef) bool {
 	return d != nil && d.GetUser() != "" && d.GetDevice() != ""
@@ -59,16 +62,15 @@ func storeErr(op string, err error) error {
 	return status.Errorf(codes.Unavailable, "%s: %v", op, err)
 }
 
-// Enqueue queues the message for every device of every recipient, then
-// pushes what can go out now. It returns only after Redis acknowledged every
-// recipient's enqueue, which is what lets the gateway send the 100.
+// Enqueue queues the message for every device of every recipient. It
+// returns only after Redis acknowledged every recipient's enqueue, which is
+// what lets the gateway send the 100.
 func (s *Service) Enqueue(ctx context.Context, req *deliveryv1.EnqueueRequest) (*deliveryv1.EnqueueResponse, error) {
 	msg := req.GetMessage()
 	if msg.GetId() == "" || msg.GetType() == "" || len(req.GetRecipients()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "enqueue: message id, type and at least one recipient are required")
 	}
 	resp := &deliveryv1.EnqueueResponse{Duplicate: true}
-	var out []queue.Delivery
 	for _, r := range req.GetRecipients() {
 		if r.GetUser() == "" {
 			return nil, status.Error(codes.InvalidArgument, "enqueue: recipient without user")
@@ -86,25 +88,23 @@ func (s *Service) Enqueue(ctx context.Context, req *deliveryv1.EnqueueRequest) (
 			resp.Duplicate = false
 		}
 		resp.Devices += int32(res.Devices) //nolint:gosec // bounded by a user's device count
-		out = append(out, res.Deliveries...)
+		s.pub.deadLetters(ctx, res.Dead)
 	}
 	s.metrics.enqueued.Add(float64(resp.GetDevices()))
-	s.publish(ctx, out)
 	return resp, nil
 }
 
-// Attach binds the device to its connection and pushes its queue there,
-// in-flight messages first.
+// Attach binds the device to its connection; its shard's owner then pushes
+// its queue there, in-flight messages first.
 func (s *Service) Attach(ctx context.Context, req *deliveryv1.AttachRequest) (*deliveryv1.AttachResponse, error) {
 	if !validDevice(req.GetDevice()) || req.GetGatewayId() == "" || req.GetConnectionId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "attach: device, gateway_id and connection_id are required")
 	}
-	res, err := s.store.Attach(ctx, req.GetDevice(), req.GetGatewayId(), req.GetConnectionId())
+	queued, err := s.store.Attach(ctx, req.GetDevice(), req.GetGatewayId(), req.GetConnectionId())
 	if err != nil {
 		return nil, storeErr("attach", err)
 	}
-	s.publish(ctx, res.Deliveries)
-	return &deliveryv1.AttachResponse{Queued: int64(res.Queued)}, nil
+	return &deliveryv1.AttachResponse{Queued: int64(queued)}, nil
 }
 
 // Detach unbinds the device if the connection is still the current one;
@@ -119,9 +119,8 @@ func (s *Service) Detach(ctx context.Context, req *deliveryv1.DetachRequest) (*d
 	return &deliveryv1.DetachResponse{}, nil
 }
 
-// Ack removes acked messages from flight, queues the sender's 300 when this
-// was the first device of the recipient to ack, and pushes what the freed
-// window lets through.
+// Ack removes acked messages from flight and queues the sender's 300 when
+// this was the first device of the recipient to ack.
 func (s *Service) Ack(ctx context.Context, req *deliveryv1.AckRequest) (*deliveryv1.AckResponse, error) {
 	if !validDevice(req.GetDevice()) {
 		return nil, status.Error(codes.InvalidArgument, "ack: device is required")
@@ -134,18 +133,24 @@ func (s *Service) Ack(ctx context.Context, req *deliveryv1.AckRequest) (*deliver
 		}
 		acked += int32(res.Acked) //nolint:gosec // bounded by the request size
 		s.metrics.acked.Add(float64(res.Acked))
-		out := res.Deliveries
 		for _, r := range res.Receipts {
 			// The 300 is queued in the sender's own device queue, so it
-			// survives the sender being offline.
-			ds, err := s.store.PushReceipt(ctx, r.To, r.MessageID, receiptDelivered)
-			if err != nil {
+			// survives the sender being offline. The ack recorded it in the
+			// outbox too: if this fails, the shard's owner queues it later.
+			if err := s.store.PushReceipt(ctx, r.To, r.MessageID, queue.ReceiptDelivered); err != nil {
 				return nil, storeErr("push receipt", err)
 			}
+			if err := s.store.ReceiptQueued(ctx, res.Shard, r); err != nil {
+				s.logger.WarnContext(ctx, "receipt queued but left in the outbox", "id", r.MessageID, "err", err)
+			}
 			s.metrics.receipts.Inc()
-			out = append(out, ds...)
 		}
-		s.publish(ctx, out)
+		for _, d := range res.Delivered {
+			s.pub.delivered(ctx, &eventsv1.MessageDelivered{
+				Recipient: req.GetDevice().GetUser(), Device: req.GetDevice().GetDevice(),
+				Sender: d.To, MessageId: d.MessageID,
+			})
+		}
 	}
 	if ids := req.GetReceiptIds(); len(ids) > 0 {
 		res, err := s.store.AckReceipts(ctx, req.GetDevice(), ids)
@@ -153,42 +158,8 @@ func (s *Service) Ack(ctx context.Context, req *deliveryv1.AckRequest) (*deliver
 			return nil, storeErr("ack receipts", err)
 		}
 		acked += int32(res.Acked) //nolint:gosec // bounded by the request size
-		s.publish(ctx, res.Deliveries)
 	}
 	return &deliveryv1.AckResponse{Acked: acked}, nil
-}
-
-// publish sends deliveries to the gateways holding their devices, one batch
-// per gateway, keeping their order. A publish that fails loses nothing: the
-// messages stay in flight in Redis and go out again on reconnect.
-func (s *Service) publish(ctx context.Context, ds []queue.Delivery) {
-	if len(ds) == 0 {
-		return
-	}
-	batches := make(map[string]*eventsv1.DeliveryBatch)
-	var order []string
-	for _, d := range ds {
-		b, ok := batches[d.GatewayID]
-		if !ok {
-			b = &eventsv1.DeliveryBatch{}
-			batches[d.GatewayID] = b
-			order = append(order, d.GatewayID)
-		}
-		b.Deliveries = append(b.Deliveries, d.Event())
-	}
-	for _, gw := range order {
-		payload, err := proto.Marshal(batches[gw])
-		if err != nil {
-			s.logger.ErrorContext(ctx, "encode delivery batch", "gateway", gw, "err", err)
-			continue
-		}
-		if err := s.nats.Publish(s.subjects.GatewayDeliveries(gw), payload); err != nil {
-			s.metrics.publishErrors.Inc()
-			s.logger.WarnContext(ctx, "publish deliveries", "gateway", gw, "err", err)
-			continue
-		}
-		s.metrics.pushed.Add(float64(len(batches[gw].GetDeliveries())))
-	}
 }
 
 // WatchGatewayDown detaches every connection of a gateway that presence
