@@ -126,3 +126,15 @@ run: deps build ## the whole suite on this machine, in the foreground (Ctrl-C st
 .PHONY: token
 token: ## print a development token: make token NAME=alice
 	@$(GO) run ./deploy/local token $(NAME)
+
+# Helm chart checks (not part of `make test`).
+HELM_VERSION := v3.22.0
+
+$(STAMPS)/helm-%:
+	$(GO) install helm.sh/helm/v3/cmd/helm@$*
+	@mkdir -p $(STAMPS) && touch $@
+
+.PHONY: chart-lint
+chart-lint: $(STAMPS)/helm-$(HELM_VERSION) ## helm lint and template the chart
+	helm lint charts/bachata
+	helm template t charts/bachata > /dev/null
