@@ -45,15 +45,16 @@ type service struct {
 	stop   func() error
 }
 
-func startService(t *testing.T) *service {
+func startService(t *testing.T, extra ...string) *service {
 	t.Helper()
 	r := testkit.StartRedis(t, testkit.RedisOptions{})
 	n := testkit.StartNATS(t)
-	cfg, _, err := config.Load([]string{
+	cfg, _, err := config.Load(append([]string{
 		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 		"-redis-url", r.URL(), "-nats-url", n.URL(),
 		"-nats-prefix", subjects.Prefix, "-redis-prefix", "apptest", "-shutdown-timeout", "5s",
-	}, func(string) string { return "" })
+		"-expire-every", "50ms",
+	}, extra...), func(string) string { return "" })
 	require.NoError(t, err)
 	a, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
@@ -246,4 +247,73 @@ func TestShutdownEndsReadinessAndReturns(t *testing.T) {
 	require.Equal(t, http.StatusOK, s.status("/metrics"))
 	require.NoError(t, s.stop())
 	require.Equal(t, 0, s.status("/readyz"), "admin endpoint still answering after shutdown")
+}
+
+// subscribe collects the events published on subject.
+func subscribe[T any, P interface {
+	*T
+	proto.Message
+}](t *testing.T, n *testkit.NATS, subject string) chan P {
+	t.Helper()
+	ch := make(chan P, 16)
+	nc := n.Conn()
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		ev := P(new(T))
+		if err := proto.Unmarshal(m.Data, ev); err != nil {
+			t.Errorf("bad event on %s: %v", subject, err)
+			return
+		}
+		ch <- ev
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return ch
+}
+
+func receive[P any](t *testing.T, ch chan P) P {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		return ev
+	case <-time.After(waitFor):
+		t.Fatal("no event published")
+		var zero P
+		return zero
+	}
+}
+
+func TestUndeliveredDeliveredAndDeadLetterEventsArePublished(t *testing.T) {
+	s := startService(t, "-undelivered-after", "200ms", "-visibility", "200ms", "-max-attempts", "1")
+	ctx := t.Context()
+	undelivered := subscribe[eventsv1.MessageUndelivered](t, s.nats, subjects.MessageUndelivered())
+	delivered := subscribe[eventsv1.MessageDelivered](t, s.nats, subjects.MessageDelivered())
+	dead := subscribe[eventsv1.DeadLetter](t, s.nats, subjects.DeadLetter())
+	gw := gatewayInbox(t, s.nats, "gw-1")
+
+	// Bob is offline: the message is reported undelivered, then delivered
+	// once he acks it.
+	_, err := s.client.Enqueue(ctx, directTo("late", bob.GetUser()))
+	require.NoError(t, err)
+	u := receive(t, undelivered)
+	require.Equal(t, bob.GetUser(), u.GetRecipient())
+	require.Equal(t, "late", u.GetMessage().GetId())
+	require.Equal(t, alice.GetDevice(), u.GetSender().GetDevice())
+	_, err = s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-1", ConnectionId: "b1"})
+	require.NoError(t, err)
+	require.Equal(t, "late", next(t, gw).GetMessage().GetId())
+	_, err = s.client.Ack(ctx, &deliveryv1.AckRequest{Device: bob, MessageIds: []string{"late"}})
+	require.NoError(t, err)
+	d := receive(t, delivered)
+	require.Equal(t, "late", d.GetMessageId())
+	require.Equal(t, bob.GetDevice(), d.GetDevice())
+
+	// A message pushed once and never acked goes to the dead letters.
+	_, err = s.client.Enqueue(ctx, directTo("never-acked", bob.GetUser()))
+	require.NoError(t, err)
+	require.Equal(t, "never-acked", next(t, gw).GetMessage().GetId())
+	dl := receive(t, dead)
+	require.Equal(t, eventsv1.DeadLetterReason_DEAD_LETTER_REASON_ATTEMPTS, dl.GetReason())
+	require.Equal(t, "never-acked", dl.GetMessage().GetId())
+	require.Equal(t, bob.GetDevice(), dl.GetDevice().GetDevice())
 }
