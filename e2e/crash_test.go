@@ -23,24 +23,10 @@ func TestNothingAcceptedIsLostWhenProcessesAreKilled(t *testing.T) {
 	dial(t, e.gw(1), bobTok, "laptop").close()
 
 	var ids []string
-	// send does what a client does: it resends the same id after a
-	// retryable error (a peer still reconnecting) until it gets the 100.
 	send := func(n int) {
 		for range n {
 			id := fmt.Sprintf("m%02d", len(ids))
-			for attempt := 0; ; attempt++ {
-				require.Less(t, attempt, 50, "message %s never accepted", id)
-				alice.direct(id, "bob", "survives "+id)
-				f := alice.next()
-				if f.transport() == 100 && f.dataString() == id {
-					break
-				}
-				if f.transport() == 100 { // of an earlier resend
-					continue
-				}
-				require.True(t, f.errCode() >= 5000, "want 100 or a retryable error, got %s", f.raw)
-				time.Sleep(100 * time.Millisecond)
-			}
+			alice.sendUntilAccepted(id, "bob", "survives "+id)
 			ids = append(ids, id)
 		}
 	}
@@ -112,21 +98,7 @@ func TestOrderKeptAcrossDeliveryInstancesAndOneOfThemKilled(t *testing.T) {
 	sent := 0
 	send := func(n int) {
 		for range n {
-			id := fmt.Sprintf("m%03d", sent)
-			for attempt := 0; ; attempt++ {
-				require.Less(t, attempt, 100, "message %s never accepted", id)
-				alice.direct(id, "bob", "in order")
-				f := alice.next()
-				if f.transport() == 100 && f.dataString() == id {
-					break
-				}
-				// 300s, and the 100 of an earlier resend, may come in between.
-				if f.transport() == 300 || f.transport() == 100 {
-					continue
-				}
-				require.GreaterOrEqual(t, f.errCode(), 5000, "want 100 or a retryable error, got %s", f.raw)
-				time.Sleep(100 * time.Millisecond)
-			}
+			alice.sendUntilAccepted(fmt.Sprintf("m%03d", sent), "bob", "in order")
 			sent++
 		}
 	}
@@ -151,4 +123,28 @@ func TestOrderKeptAcrossDeliveryInstancesAndOneOfThemKilled(t *testing.T) {
 	e.suite.Kill(e.suite.Instance("delivery-2"))
 	send(40)
 	receive()
+}
+
+// sendUntilAccepted does what a client does: it sends a direct message and
+// resends the same id after a retryable error (a peer still reconnecting)
+// until it gets the 100. 300s, and the 100 of an earlier resend, may come in
+// between and are passed over.
+func (c *client) sendUntilAccepted(id, dest, text string) {
+	c.t.Helper()
+	for attempt := 0; ; attempt++ {
+		require.Less(c.t, attempt, 100, "message %s never accepted", id)
+		c.direct(id, dest, text)
+		for {
+			f := c.next()
+			if f.transport() == 100 && f.dataString() == id {
+				return
+			}
+			if f.transport() == 100 || f.transport() == 300 {
+				continue
+			}
+			require.GreaterOrEqual(c.t, f.errCode(), 5000, "want 100 or a retryable error, got %s", f.raw)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
