@@ -298,10 +298,7 @@ type Delivery struct {
 	GatewayID    string
 	ConnectionID string
 	Attempt      int
-	// Message is set for a message, ReceiptType and MessageID for a receipt.
-	Message     *commonv1.Message
-	ReceiptType int32
-	MessageID   string
+	Entry
 }
 
 // Event is the delivery as the gateway receives it.
@@ -314,7 +311,7 @@ func (d Delivery) Event() *eventsv1.Delivery {
 	if d.Message != nil {
 		ev.Item = &eventsv1.Delivery_Message{Message: d.Message}
 	} else {
-		ev.Item = &eventsv1.Delivery_Receipt{Receipt: &eventsv1.Receipt{Type: d.ReceiptType, MessageId: d.MessageID}}
+		ev.Item = &eventsv1.Delivery_Receipt{Receipt: d.receipt()}
 	}
 	return ev
 }
@@ -324,10 +321,7 @@ type DeadLetter struct {
 	Device   *commonv1.DeviceRef
 	Reason   eventsv1.DeadLetterReason
 	Attempts int
-	// Message is set for a message, ReceiptType and MessageID for a receipt.
-	Message     *commonv1.Message
-	ReceiptType int32
-	MessageID   string
+	Entry
 }
 
 // Event is the dead letter as published.
@@ -336,7 +330,7 @@ func (d DeadLetter) Event() *eventsv1.DeadLetter {
 	if d.Message != nil {
 		ev.Item = &eventsv1.DeadLetter_Message{Message: d.Message}
 	} else {
-		ev.Item = &eventsv1.DeadLetter_Receipt{Receipt: &eventsv1.Receipt{Type: d.ReceiptType, MessageId: d.MessageID}}
+		ev.Item = &eventsv1.DeadLetter_Receipt{Receipt: d.receipt()}
 	}
 	return ev
 }
@@ -534,11 +528,10 @@ func deliveries(v any) ([]Delivery, error) {
 			ConnectionID: asString(t[3]),
 			Attempt:      asInt(t[4]),
 		}
-		item, err := decodeEntry(asString(t[5]), asString(t[6]))
-		if err != nil {
+		var err error
+		if d.Entry, err = decodeEntry(asString(t[5]), asString(t[6])); err != nil {
 			return nil, err
 		}
-		d.Message, d.ReceiptType, d.MessageID = item.message, item.receiptType, item.messageID
 		out = append(out, d)
 	}
 	return out, nil
@@ -554,17 +547,15 @@ func deadLetters(v any) ([]DeadLetter, error) {
 		if !ok || len(t) != 6 {
 			return nil, errReply("dead letter", rows)
 		}
-		item, err := decodeEntry(asString(t[4]), asString(t[5]))
+		entry, err := decodeEntry(asString(t[4]), asString(t[5]))
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, DeadLetter{
-			Device:      &commonv1.DeviceRef{User: asString(t[0]), Device: asString(t[1])},
-			Reason:      reasons[asString(t[2])],
-			Attempts:    asInt(t[3]),
-			Message:     item.message,
-			ReceiptType: item.receiptType,
-			MessageID:   item.messageID,
+			Device:   &commonv1.DeviceRef{User: asString(t[0]), Device: asString(t[1])},
+			Reason:   reasons[asString(t[2])],
+			Attempts: asInt(t[3]),
+			Entry:    entry,
 		})
 	}
 	return out, nil
@@ -576,34 +567,43 @@ var reasons = map[string]eventsv1.DeadLetterReason{
 	"age":      eventsv1.DeadLetterReason_DEAD_LETTER_REASON_AGE,
 }
 
-type entryItem struct {
-	message     *commonv1.Message
-	receiptType int32
-	messageID   string
+// Entry is what a queue entry carries: a message, or a receipt for a
+// message the device sent.
+type Entry struct {
+	// Message is set for a message.
+	Message *commonv1.Message
+	// ReceiptType is the transport type of a receipt, 0 for a message.
+	ReceiptType int32
+	// MessageID is the message's id, for both kinds.
+	MessageID string
+}
+
+func (e Entry) receipt() *eventsv1.Receipt {
+	return &eventsv1.Receipt{Type: e.ReceiptType, MessageId: e.MessageID}
 }
 
 // decodeEntry reads "m|<ref>|<id>" with its body, or "r|<type>|<id>".
-func decodeEntry(entry, body string) (entryItem, error) {
+func decodeEntry(entry, body string) (Entry, error) {
 	kind, rest, _ := strings.Cut(entry, "|")
 	mid, id, ok := strings.Cut(rest, "|")
 	if !ok {
-		return entryItem{}, errReply("entry", entry)
+		return Entry{}, errReply("entry", entry)
 	}
 	switch kind {
 	case "m":
 		var msg commonv1.Message
 		if err := proto.Unmarshal([]byte(body), &msg); err != nil {
-			return entryItem{}, fmt.Errorf("queue: decode message %s: %w", id, err)
+			return Entry{}, fmt.Errorf("queue: decode message %s: %w", id, err)
 		}
-		return entryItem{message: &msg, messageID: id}, nil
+		return Entry{Message: &msg, MessageID: id}, nil
 	case "r":
 		typ, err := strconv.ParseInt(mid, 10, 32)
 		if err != nil {
-			return entryItem{}, errReply("receipt entry", entry)
+			return Entry{}, errReply("receipt entry", entry)
 		}
-		return entryItem{receiptType: int32(typ), messageID: id}, nil
+		return Entry{ReceiptType: int32(typ), MessageID: id}, nil
 	}
-	return entryItem{}, errReply("entry", entry)
+	return Entry{}, errReply("entry", entry)
 }
 
 var errBadReply = errors.New("queue: unexpected reply from Redis script")
