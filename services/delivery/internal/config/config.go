@@ -37,7 +37,7 @@ type Config struct {
 	// deployment must use the same value; default 32.
 	Shards int
 	// Visibility is how long a pushed entry may stay unacked before it is
-	// pushed again; default 30s.
+	// pushed again, doubling with each attempt up to 64 times; default 30s.
 	Visibility time.Duration
 	// MaxAttempts is how often an entry is pushed before it goes to the
 	// dead-letter list; default 10.
@@ -79,7 +79,7 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 	s.Int(&c.Window, "window", "BACHATA_DELIVERY_WINDOW", 64, "messages in flight per device")
 	s.Duration(&c.DedupeTTL, "dedupe-ttl", "BACHATA_DEDUPE_TTL", 24*time.Hour, "how long a resent id is recognised")
 	s.Int(&c.Shards, "shards", "BACHATA_DELIVERY_SHARDS", 32, "shards devices are hashed to (same on every instance)")
-	s.Duration(&c.Visibility, "visibility", "BACHATA_DELIVERY_VISIBILITY", 30*time.Second, "unacked time before an entry is pushed again")
+	s.Duration(&c.Visibility, "visibility", "BACHATA_DELIVERY_VISIBILITY", 30*time.Second, "unacked time before an entry is pushed again (doubles per attempt, up to 64x)")
 	s.Int(&c.MaxAttempts, "max-attempts", "BACHATA_DELIVERY_MAX_ATTEMPTS", 10, "pushes before an entry goes to the dead-letter list")
 	s.Int(&c.MaxQueueLength, "max-queue-length", "BACHATA_DELIVERY_MAX_QUEUE_LENGTH", 10000, "entries per device queue, 0 for no bound")
 	s.Duration(&c.MaxAge, "max-age", "BACHATA_DELIVERY_MAX_AGE", 720*time.Hour, "how long an entry waits for its ack, 0 for no bound")

@@ -30,7 +30,8 @@ type Options struct {
 	// Window is how many entries a device may have in flight at once.
 	Window int
 	// Visibility is how long an entry stays in flight without an ack before
-	// it is delivered again.
+	// it is delivered again; the wait doubles with each attempt, up to 64
+	// times Visibility.
 	Visibility time.Duration
 	// MaxAttempts is how often an entry is delivered before it goes to the
 	// dead-letter list.

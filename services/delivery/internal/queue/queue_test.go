@@ -380,15 +380,21 @@ func scenarioUnackedEntryDeliveredAgainAfterVisibilityThenDeadLettered(t *testin
 	equal(t, "first push", ids(f.drain().Deliveries), []string{"phone:m1"})
 
 	equal(t, "before the timeout", ids(f.expire().Deliveries), nil)
+	// The timeout doubles with each attempt: 30 s, then 60 s, then 120 s.
+	wait := 30 * time.Second
 	for attempt := 2; attempt <= 3; attempt++ {
-		f.clock.advance(31 * time.Second)
+		f.clock.advance(wait - time.Second)
+		equal(t, "just before the timeout", ids(f.expire().Deliveries), nil)
+		f.clock.advance(2 * time.Second)
 		got := f.expire().Deliveries
 		equal(t, "redelivery", ids(got), []string{"phone:m1"})
 		if got[0].Attempt != attempt {
 			t.Fatalf("attempt = %d, want %d", got[0].Attempt, attempt)
 		}
+		f.clock.advance(-time.Second)
+		wait *= 2
 	}
-	f.clock.advance(31 * time.Second)
+	f.clock.advance(wait + time.Second)
 	p := f.expire()
 	if len(p.Dead) != 1 || p.Dead[0].MessageID != "m1" || p.Dead[0].Attempts != 3 ||
 		p.Dead[0].Reason != eventsv1.DeadLetterReason_DEAD_LETTER_REASON_ATTEMPTS || p.Dead[0].Message.GetId() != "m1" {

@@ -19,6 +19,14 @@ local function ckey(B, u, d) return B .. 'c:' .. u .. ':' .. d end
 local function devskey(B, u) return B .. 'devs:' .. u end
 local function member(u, d, e) return u .. SEP .. d .. SEP .. e end
 
+-- deadline is when an entry pushed for the attempt-th time is pushed
+-- again: the visibility timeout doubles with each attempt up to 64 times
+-- its base, so a long outage between delivery and the gateways (NATS down)
+-- does not use up an entry's attempts within minutes.
+local function deadline(now, visibility, attempt)
+  return now + visibility * 2 ^ (math.min(attempt, 7) - 1)
+end
+
 -- ref returns the message ref of an entry "m|<ref>|<id>", or nil.
 local function ref(e)
   return string.match(e, '^m|(%d+)|')
@@ -99,7 +107,7 @@ local function push(B, u, d, now, window, visibility, maxAttempts, out, dead)
       bury(B, u, d, e, 'attempts', dead)
     else
       room = room - 1
-      redis.call('ZADD', B .. 'due', now + visibility, member(u, d, e))
+      redis.call('ZADD', B .. 'due', deadline(now, visibility, attempt), member(u, d, e))
       table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, e)})
     end
   end
@@ -323,7 +331,7 @@ for _, mb in ipairs(redis.call('ZRANGEBYSCORE', B .. 'due', '-inf', now, 'LIMIT'
       freed[u .. SEP .. d] = {u, d}
     else
       attempt = redis.call('HINCRBY', akey(B, u, d), e, 1)
-      redis.call('ZADD', B .. 'due', now + visibility, mb)
+      redis.call('ZADD', B .. 'due', deadline(now, visibility, attempt), mb)
       table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, e)})
     end
   end
@@ -409,7 +417,7 @@ for _, mb in ipairs(redis.call('ZRANGE', B .. 'due', 0, -1)) do
     if conn[1] then
       for _, e in ipairs(redis.call('LRANGE', fkey(B, u, d), 0, -1)) do
         local attempt = redis.call('HINCRBY', akey(B, u, d), e, 1)
-        redis.call('ZADD', B .. 'due', now + visibility, member(u, d, e))
+        redis.call('ZADD', B .. 'due', deadline(now, visibility, attempt), member(u, d, e))
         table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, e)})
       end
     end
