@@ -34,30 +34,53 @@ func (p *Publisher) Publish(ctx context.Context, out queue.Pushed) {
 	}
 }
 
-// deliveries publishes one batch per gateway, keeping their order.
+// deliveries publishes the deliveries of each gateway in order, batched up
+// to the server's maximum payload.
 func (p *Publisher) deliveries(ctx context.Context, ds []queue.Delivery) {
 	if len(ds) == 0 {
 		return
 	}
-	batches := make(map[string]*eventsv1.DeliveryBatch)
+	perGateway := make(map[string][]*eventsv1.Delivery)
 	var order []string
 	for _, d := range ds {
-		b, ok := batches[d.GatewayID]
-		if !ok {
-			b = &eventsv1.DeliveryBatch{}
-			batches[d.GatewayID] = b
+		if _, ok := perGateway[d.GatewayID]; !ok {
 			order = append(order, d.GatewayID)
 		}
-		b.Deliveries = append(b.Deliveries, d.Event())
+		perGateway[d.GatewayID] = append(perGateway[d.GatewayID], d.Event())
 		if d.Attempt > 1 {
 			p.metrics.redelivered.Inc()
 		}
 	}
+	limit := int(p.nats.MaxPayload())
 	for _, gw := range order {
-		if p.send(ctx, p.subjects.GatewayDeliveries(gw), batches[gw]) {
-			p.metrics.pushed.Add(float64(len(batches[gw].GetDeliveries())))
+		subject := p.subjects.GatewayDeliveries(gw)
+		for _, b := range splitBatches(perGateway[gw], limit) {
+			if p.send(ctx, subject, b) {
+				p.metrics.pushed.Add(float64(len(b.GetDeliveries())))
+			}
 		}
 	}
+}
+
+// splitBatches packs deliveries, in order, into batches whose encoding fits
+// limit bytes (limit ≤ 0: one batch). A delivery too large on its own still
+// gets a batch of its own, and its publish fails visibly: it stays in flight
+// and ends in the dead letters, and the server's max_payload must be raised.
+func splitBatches(ds []*eventsv1.Delivery, limit int) []*eventsv1.DeliveryBatch {
+	var out []*eventsv1.DeliveryBatch
+	cur, size := &eventsv1.DeliveryBatch{}, 0
+	for _, d := range ds {
+		// A repeated field costs its tag and length prefix besides the
+		// element: at most 1 + 10 bytes.
+		n := proto.Size(d) + 11
+		if limit > 0 && len(cur.Deliveries) > 0 && size+n > limit {
+			out = append(out, cur)
+			cur, size = &eventsv1.DeliveryBatch{}, 0
+		}
+		cur.Deliveries = append(cur.Deliveries, d)
+		size += n
+	}
+	return append(out, cur)
 }
 
 func (p *Publisher) deadLetters(ctx context.Context, dead []queue.DeadLetter) {
