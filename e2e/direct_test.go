@@ -124,3 +124,25 @@ func TestBadFramesGetErrorsAndConnectionStays(t *testing.T) {
 	alice.send(map[string]any{"type": 1001})
 	alice.expect("pong", func(f frame) bool { return f.transport() == 1002 })
 }
+
+// TestSendersOtherDevicesGetACopy: what alice sends from her phone reaches
+// her laptop too, never the phone itself; the copy's ack yields no 300.
+func TestSendersOtherDevicesGetACopy(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	aliceTok := token(t, secret, "alice")
+	phone := dial(t, e.gw(0), aliceTok, "phone")
+	laptop := dial(t, e.gw(1), aliceTok, "laptop")
+	bob := dial(t, e.gw(0), token(t, secret, "bob"), "desk")
+
+	phone.direct("m-copy", "bob", "seen on every device of mine")
+	phone.expectTransport(100, "m-copy")
+	c := laptop.expectMessage("m-copy")
+	require.Equal(t, entity("alice"), c.From)
+	laptop.ack("m-copy")
+	bob.expectMessage("m-copy")
+	bob.ack("m-copy")
+	phone.expectTransport(300, "m-copy")
+	phone.quiet(500 * time.Millisecond)
+	laptop.quiet(300 * time.Millisecond)
+}
