@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -45,14 +46,23 @@ type service struct {
 	stop   func() error
 }
 
+// starter starts a service on the Redis a test runs against.
+type starter func(t *testing.T, extra ...string) *service
+
+// startService starts a service on a redis-server of its own.
 func startService(t *testing.T, extra ...string) *service {
 	t.Helper()
 	r := testkit.StartRedis(t, testkit.RedisOptions{})
+	return startServiceOn(t, r.URL(), "apptest", extra...)
+}
+
+func startServiceOn(t *testing.T, redisURL, redisPrefix string, extra ...string) *service {
+	t.Helper()
 	n := testkit.StartNATS(t)
 	cfg, _, err := config.Load(append([]string{
 		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
-		"-redis-url", r.URL(), "-nats-url", n.URL(),
-		"-nats-prefix", subjects.Prefix, "-redis-prefix", "apptest", "-shutdown-timeout", "5s",
+		"-redis-url", redisURL, "-nats-url", n.URL(),
+		"-nats-prefix", subjects.Prefix, "-redis-prefix", redisPrefix, "-shutdown-timeout", "5s",
 		"-expire-every", "50ms",
 	}, extra...), func(string) string { return "" })
 	require.NoError(t, err)
@@ -144,6 +154,10 @@ func directTo(id string, user string) *deliveryv1.EnqueueRequest {
 }
 
 func TestDeliveryGoesOnlyToTheHoldingGatewayAndReceiptToTheSender(t *testing.T) {
+	testDeliveryGoesOnlyToTheHoldingGatewayAndReceiptToTheSender(t, startService)
+}
+
+func testDeliveryGoesOnlyToTheHoldingGatewayAndReceiptToTheSender(t *testing.T, startService starter) {
 	s := startService(t)
 	ctx := t.Context()
 	gw1, gw2 := gatewayInbox(t, s.nats, "gw-1"), gatewayInbox(t, s.nats, "gw-2")
@@ -181,6 +195,10 @@ func TestDeliveryGoesOnlyToTheHoldingGatewayAndReceiptToTheSender(t *testing.T) 
 }
 
 func TestGatewayDownPutsInFlightBackForTheNextConnection(t *testing.T) {
+	testGatewayDownPutsInFlightBackForTheNextConnection(t, startService)
+}
+
+func testGatewayDownPutsInFlightBackForTheNextConnection(t *testing.T, startService starter) {
 	s := startService(t)
 	ctx := t.Context()
 	gw1, gw2 := gatewayInbox(t, s.nats, "gw-1"), gatewayInbox(t, s.nats, "gw-2")
@@ -284,6 +302,10 @@ func receive[P any](t *testing.T, ch chan P) P {
 }
 
 func TestUndeliveredDeliveredAndDeadLetterEventsArePublished(t *testing.T) {
+	testUndeliveredDeliveredAndDeadLetterEventsArePublished(t, startService)
+}
+
+func testUndeliveredDeliveredAndDeadLetterEventsArePublished(t *testing.T, startService starter) {
 	s := startService(t, "-undelivered-after", "200ms", "-visibility", "200ms", "-max-attempts", "1")
 	ctx := t.Context()
 	undelivered := subscribe[eventsv1.MessageUndelivered](t, s.nats, subjects.MessageUndelivered())
@@ -316,4 +338,26 @@ func TestUndeliveredDeliveredAndDeadLetterEventsArePublished(t *testing.T) {
 	require.Equal(t, eventsv1.DeadLetterReason_DEAD_LETTER_REASON_ATTEMPTS, dl.GetReason())
 	require.Equal(t, "never-acked", dl.GetMessage().GetId())
 	require.Equal(t, bob.GetDevice(), dl.GetDevice().GetDevice())
+}
+
+// TestOnRedisCluster runs the service's main paths against a three-master
+// Redis Cluster: the shard scripts, leases and instance registry must each
+// stay inside one hash slot.
+func TestOnRedisCluster(t *testing.T) {
+	cluster := testkit.StartRedisCluster(t, testkit.RedisClusterOptions{Masters: 3})
+	for i, tc := range []struct {
+		name string
+		run  func(*testing.T, starter)
+	}{
+		{"DeliveryGoesOnlyToTheHoldingGatewayAndReceiptToTheSender", testDeliveryGoesOnlyToTheHoldingGatewayAndReceiptToTheSender},
+		{"GatewayDownPutsInFlightBackForTheNextConnection", testGatewayDownPutsInFlightBackForTheNextConnection},
+		{"UndeliveredDeliveredAndDeadLetterEventsArePublished", testUndeliveredDeliveredAndDeadLetterEventsArePublished},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, func(t *testing.T, extra ...string) *service {
+				t.Helper()
+				return startServiceOn(t, cluster.URL(), fmt.Sprintf("cluster%d", i), extra...)
+			})
+		})
+	}
 }
