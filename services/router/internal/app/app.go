@@ -16,7 +16,7 @@ import (
 	"github.com/bachata-chat/bachata/libs/run"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
-	"github.com/bachata-chat/bachata/services/router/internal/chain"
+	"github.com/bachata-chat/bachata/services/router/chain"
 	"github.com/bachata-chat/bachata/services/router/internal/config"
 	"github.com/bachata-chat/bachata/services/router/internal/routing"
 )

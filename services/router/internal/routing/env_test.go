@@ -19,7 +19,7 @@ import (
 	"github.com/bachata-chat/bachata/libs/grpcx"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
-	"github.com/bachata-chat/bachata/services/router/internal/chain"
+	"github.com/bachata-chat/bachata/services/router/chain"
 )
 
 func TestMain(m *testing.M) {

@@ -13,7 +13,7 @@ import (
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
-	"github.com/bachata-chat/bachata/services/router/internal/chain"
+	"github.com/bachata-chat/bachata/services/router/chain"
 )
 
 // DefaultEnqueueTimeout bounds one Enqueue call when Options leave it zero.

@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/bachata-chat/bachata/services/router/internal/chain"
+	"github.com/bachata-chat/bachata/services/router/chain"
 )
 
 // toStatus maps an error of route to the gRPC status the gateway sees. This

@@ -8,7 +8,7 @@ import (
 	"github.com/bachata-chat/bachata/libs/protocol"
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
-	"github.com/bachata-chat/bachata/services/router/internal/chain"
+	"github.com/bachata-chat/bachata/services/router/chain"
 )
 
 // requestOf checks what the gateway vouches for — there is a message, and a
