@@ -22,6 +22,7 @@ import (
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
 	"github.com/bachata-chat/bachata/services/gateway/internal/auth"
 	"github.com/bachata-chat/bachata/services/gateway/internal/config"
+	"github.com/bachata-chat/bachata/services/gateway/internal/ratelimit"
 	"github.com/bachata-chat/bachata/services/gateway/internal/ws"
 	"github.com/bachata-chat/bachata/services/gateway/internal/wsio"
 	"github.com/nats-io/nats.go"
@@ -122,6 +123,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 			QueueBytes:   cfg.QueueBytes,
 			WriteTimeout: cfg.WriteTimeout,
 		},
+		Limiter: ratelimit.New(ratelimit.Options{
+			Rate:         float64(cfg.RateLimit),
+			Burst:        cfg.RateBurst,
+			Strikes:      cfg.RateStrikes,
+			StrikeWindow: 10 * time.Second,
+		}),
 	}, auth.NewHS256([]byte(cfg.JWTSecret), cfg.ServerName, entity.ValidLocal), peers, logger, ws.NewMetrics(reg))
 
 	hbFailures := prometheus.NewCounter(prometheus.CounterOpts{

@@ -83,6 +83,17 @@ type Config struct {
 	// a connection whose queue overflows is closed with 1013 (flag
 	// -queue-bytes, BACHATA_QUEUE_BYTES, default 1048576).
 	QueueBytes int
+	// RateLimit is the data messages per second each user may send through
+	// this gateway, all their connections here together; 0 turns limiting
+	// off (flag -rate-limit, BACHATA_RATE_LIMIT, default 20).
+	RateLimit int
+	// RateBurst is how many messages a user may send at once after a quiet
+	// spell (flag -rate-burst, BACHATA_RATE_BURST, default 40).
+	RateBurst int
+	// RateStrikes is how many messages over the limit within 10 seconds get
+	// a connection closed with 1008; 0 never closes (flag -rate-strikes,
+	// BACHATA_RATE_STRIKES, default 20).
+	RateStrikes int
 	// ShutdownTimeout bounds the graceful stop (flag -shutdown-timeout,
 	// BACHATA_SHUTDOWN_TIMEOUT, default 15s).
 	ShutdownTimeout time.Duration
@@ -122,6 +133,9 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 	s.Duration(&c.WriteTimeout, "write-timeout", "BACHATA_WRITE_TIMEOUT", 10*time.Second, "bound on one socket write")
 	s.Duration(&c.RPCTimeout, "rpc-timeout", "BACHATA_RPC_TIMEOUT", 10*time.Second, "bound on every gRPC call")
 	s.Int(&c.QueueBytes, "queue-bytes", "BACHATA_QUEUE_BYTES", 1<<20, "bytes waiting per connection before it is closed with 1013")
+	s.Int(&c.RateLimit, "rate-limit", "BACHATA_RATE_LIMIT", 20, "data messages per second per user, 0 for no limit")
+	s.Int(&c.RateBurst, "rate-burst", "BACHATA_RATE_BURST", 40, "data messages a user may send at once")
+	s.Int(&c.RateStrikes, "rate-strikes", "BACHATA_RATE_STRIKES", 20, "messages over the limit within 10s before closing with 1008, 0 never")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "BACHATA_SHUTDOWN_TIMEOUT", 15*time.Second, "bound on graceful shutdown")
 	s.String(&c.LogLevel, "log-level", "BACHATA_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "BACHATA_LOG_FORMAT", "json", "json or text")
@@ -168,6 +182,9 @@ func (c Config) Validate() error {
 	p.Addf(c.WriteTimeout <= 0, "write-timeout %s: want > 0", c.WriteTimeout)
 	p.Addf(c.RPCTimeout <= 0, "rpc-timeout %s: want > 0", c.RPCTimeout)
 	p.Addf(c.QueueBytes < c.MaxFrame, "queue-bytes %d: want at least max-frame %d", c.QueueBytes, c.MaxFrame)
+	p.Addf(c.RateLimit < 0, "rate-limit %d: want 0 (off) or more", c.RateLimit)
+	p.Addf(c.RateLimit > 0 && c.RateBurst < 1, "rate-burst %d: want at least 1", c.RateBurst)
+	p.Addf(c.RateStrikes < 0, "rate-strikes %d: want 0 (never close) or more", c.RateStrikes)
 	p.Addf(c.ShutdownTimeout <= 0, "shutdown-timeout %s: want > 0", c.ShutdownTimeout)
 	p.Addf(!oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), "log-level %q: want debug, info, warn or error", c.LogLevel)
 	p.Addf(!oneOf(strings.ToLower(c.LogFormat), "json", "text"), "log-format %q: want json or text", c.LogFormat)

@@ -16,6 +16,7 @@ import (
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	presencev1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/presence/v1"
+	"github.com/bachata-chat/bachata/services/gateway/internal/ratelimit"
 	"github.com/bachata-chat/bachata/services/gateway/internal/session"
 	"github.com/bachata-chat/bachata/services/gateway/internal/wsio"
 )
@@ -42,6 +43,9 @@ type client struct {
 	pingedFor int64
 	// closed is set when the close path starts; the timer stops re-arming.
 	closed atomic.Bool
+	// strikes counts messages refused by the rate limit; only the reader
+	// touches it.
+	strikes ratelimit.Strikes
 }
 
 func newClient(s *Server, conn *wsio.Conn, key session.Key) (*client, error) {

@@ -9,6 +9,7 @@ import (
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
+	"github.com/bachata-chat/bachata/services/gateway/internal/ratelimit"
 	"github.com/bachata-chat/bachata/services/gateway/internal/wsio"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -48,8 +49,34 @@ func (c *client) HandleMessage(typ wsio.MessageType, payload []byte) {
 		// A pong only proves liveness, which the reader recorded already.
 	case *protocol.DataMessage:
 		s.metrics.framesIn.WithLabelValues(kindData).Inc()
+		if c.limited(f) {
+			return
+		}
 		c.route(f)
 	}
+}
+
+// limited applies the user's rate limit to a data message: over it, the
+// message is answered with 4290 and dropped, and a connection that keeps
+// going is closed with 1008.
+func (c *client) limited(m *protocol.DataMessage) bool {
+	l := c.srv.opts.Limiter
+	if l == nil {
+		return false
+	}
+	switch l.Judge(&c.strikes, l.Take(c.device.GetUser())) {
+	case ratelimit.Allow:
+		return false
+	case ratelimit.Close:
+		c.srv.metrics.rateLimited.WithLabelValues("closed").Inc()
+		c.replyError(protocol.NewError(protocol.CodeRateLimited).For(m.ID, m.Type))
+		c.srv.log.InfoContext(c.ctx, "closing a connection that keeps exceeding its rate limit", c.attrs()...)
+		c.close(wsio.ClosePolicyViolation, "rate limit")
+	default:
+		c.srv.metrics.rateLimited.WithLabelValues("refused").Inc()
+		c.replyError(protocol.NewError(protocol.CodeRateLimited).For(m.ID, m.Type))
+	}
+	return true
 }
 
 // ackMessage forwards a client's 200 to delivery. It is not bounded by the

@@ -27,6 +27,7 @@ type Metrics struct {
 	route       *prometheus.HistogramVec
 	rpcErrors   *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's collectors with reg.
@@ -65,8 +66,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "bachata", Subsystem: "gateway", Name: "deliveries_dropped_total",
 			Help: "Deliveries not written, by reason; delivery sends them again on the next attach.",
 		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "bachata", Subsystem: "gateway", Name: "rate_limited_total",
+			Help: "Data messages over their user's rate limit, by what followed (refused, closed).",
+		}, []string{"action"}),
 	}
-	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.errors, m.closes, m.route, m.rpcErrors, m.dropped)
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.errors, m.closes, m.route, m.rpcErrors, m.dropped, m.rateLimited)
 	return m
 }
 

@@ -30,6 +30,7 @@ import (
 	presencev1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/presence/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
 	"github.com/bachata-chat/bachata/services/gateway/internal/auth"
+	"github.com/bachata-chat/bachata/services/gateway/internal/ratelimit"
 	"github.com/bachata-chat/bachata/services/gateway/internal/session"
 	"github.com/bachata-chat/bachata/services/gateway/internal/wsio"
 )
@@ -56,6 +57,8 @@ type Options struct {
 	// ReceiptAckers bounds the receipt confirmations (delivery Ack with
 	// receipt_ids) in flight at once; default 256.
 	ReceiptAckers int
+	// Limiter bounds each user's data messages; nil does not limit.
+	Limiter *ratelimit.Limiter
 }
 
 // Peers are the gRPC clients of the services the gateway calls.
