@@ -95,6 +95,11 @@ func testCrashedGatewayGoesOffline(t *testing.T, srv *servers) {
 	require.NoError(t, tr.Connect(ctx, again))
 	require.True(t, presence.next(t).GetOnline())
 
+	// The sweep counts the gateway once it has finished, just after the
+	// events were published, so the counters may trail the events a moment.
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(tr.metrics.expired) == 1
+	}, waitFor, 10*time.Millisecond, "one expired gateway counted")
 	require.Equal(t, 1.0, testutil.ToFloat64(tr.metrics.expired))
 	require.Equal(t, 1.0, testutil.ToFloat64(tr.metrics.events.WithLabelValues(kindGatewayDown)))
 	require.Positive(t, testutil.ToFloat64(tr.metrics.sweeps))
