@@ -17,6 +17,9 @@ var binDir string
 
 const secret = "e2e-secret-at-least-sixteen-bytes"
 
+// adminToken is the gateways' admin API token in these tests.
+const adminToken = "e2e-admin-token-sixteen-bytes"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "bachata-e2e-bin-")
 	if err != nil {
@@ -69,21 +72,31 @@ func startSuiteWith(t *testing.T, adjust func(*localsuite.Config)) *env {
 	n := testkit.StartNATS(t)
 	logDir := t.TempDir()
 	cfg := localsuite.Config{
-		BinDir:    binDir,
-		NATSURL:   n.URL(),
-		RedisURL:  r.URL(),
-		JWTSecret: secret,
-		Gateways:  1,
-		LogDir:    logDir,
-		Env:       []string{"BACHATA_LOG_LEVEL=debug"},
+		BinDir:     binDir,
+		NATSURL:    n.URL(),
+		RedisURL:   r.URL(),
+		JWTSecret:  secret,
+		AdminToken: adminToken,
+		Gateways:   1,
+		LogDir:     logDir,
+		Env:        []string{"BACHATA_LOG_LEVEL=debug"},
 	}
 	adjust(&cfg)
+	// Free ports are picked by listening on port 0 and closing again, so
+	// another test's server can take one before a service binds it: a
+	// start that failed is tried again on new ports, with its logs shown.
 	s, err := localsuite.Start(t.Context(), cfg)
+	for attempt := 1; err != nil && attempt < 3; attempt++ {
+		t.Logf("suite start failed (attempt %d), trying again: %v", attempt, err)
+		dumpLogs(t, cfg.LogDir)
+		cfg.LogDir = t.TempDir()
+		s, err = localsuite.Start(t.Context(), cfg)
+	}
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			dumpLogs(t, logDir)
+			dumpLogs(t, cfg.LogDir)
 		}
 	})
 	return &env{suite: s, redis: r, nats: n}
