@@ -19,6 +19,9 @@ const (
 	KindReject
 	// KindDeliver ends the chain; the message goes to the delivery service.
 	KindDeliver
+	// KindSend ends the chain; the message goes to the recipients' devices
+	// online now and is not stored (ephemeral).
+	KindSend
 )
 
 // String is the kind's metric label.
@@ -32,6 +35,8 @@ func (k Kind) String() string {
 		return "reject"
 	case KindDeliver:
 		return "deliver"
+	case KindSend:
+		return "send"
 	default:
 		return "unknown"
 	}
@@ -78,6 +83,11 @@ func Reject(e *protocol.Error) Decision {
 // the given recipients.
 func Deliver(d Delivery) Decision { return Decision{kind: KindDeliver, delivery: d} }
 
+// Send ends the chain and sends the message to the devices of d's
+// recipients that are online now, without storing it: no 100, no 300, no
+// redelivery (typing notifications and the like). d.Receipt is ignored.
+func Send(d Delivery) Decision { return Decision{kind: KindSend, delivery: d} }
+
 // Kind is what the decision tells the chain to do.
 func (d Decision) Kind() Kind { return d.kind }
 
@@ -108,7 +118,7 @@ func (d Decision) check() error {
 			return ErrBadDecision
 		}
 		return nil
-	case KindDeliver:
+	case KindDeliver, KindSend:
 		if len(d.delivery.Recipients) == 0 {
 			return ErrBadDecision
 		}

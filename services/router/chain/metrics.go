@@ -46,7 +46,7 @@ func newMetrics() *metrics {
 // routeMetrics are one route's label children, looked up once when the
 // route joins the chain so the hot path does no label hashing.
 type routeMetrics struct {
-	decisions  [KindDeliver + 1]prometheus.Counter
+	decisions  [KindSend + 1]prometheus.Counter
 	errors     prometheus.Counter
 	duration   prometheus.Observer
 	postErrors prometheus.Counter
@@ -58,7 +58,7 @@ func (m *metrics) forRoute(name string) *routeMetrics {
 		duration:   m.duration.WithLabelValues(name),
 		postErrors: m.postErrors.WithLabelValues(name),
 	}
-	for _, k := range []Kind{KindReply, KindReject, KindDeliver} {
+	for _, k := range []Kind{KindReply, KindReject, KindDeliver, KindSend} {
 		rm.decisions[k] = m.decisions.WithLabelValues(name, k.String())
 	}
 	return rm

@@ -361,3 +361,31 @@ func TestOnRedisCluster(t *testing.T) {
 		})
 	}
 }
+
+func TestPushReachesOnlyAttachedDevicesAndStoresNothing(t *testing.T) {
+	s := startService(t)
+	ctx := t.Context()
+	gw := gatewayInbox(t, s.nats, "gw-1")
+	_, err := s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-1", ConnectionId: "b1"})
+	require.NoError(t, err)
+	typing := &deliveryv1.PushRequest{
+		Message:    &commonv1.Message{Id: "t1", Type: "typing", From: alice.GetUser(), Dest: bob.GetUser()},
+		Recipients: []*deliveryv1.Recipient{{User: bob.GetUser()}},
+	}
+	resp, err := s.client.Push(ctx, typing)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, resp.GetDevices())
+	require.Equal(t, "t1", next(t, gw).GetMessage().GetId())
+
+	_, err = s.client.Detach(ctx, &deliveryv1.DetachRequest{Device: bob, ConnectionId: "b1"})
+	require.NoError(t, err)
+	resp, err = s.client.Push(ctx, typing)
+	require.NoError(t, err)
+	require.Zero(t, resp.GetDevices())
+	_, err = s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-1", ConnectionId: "b2"})
+	require.NoError(t, err)
+	none(t, gw)
+
+	_, err = s.client.Push(ctx, &deliveryv1.PushRequest{Message: typing.GetMessage()})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}

@@ -94,6 +94,29 @@ func (s *Service) Enqueue(ctx context.Context, req *deliveryv1.EnqueueRequest) (
 	return resp, nil
 }
 
+// Push publishes an ephemeral message to the recipients' devices attached
+// now. Nothing is stored, so nothing is sent again: a device offline, or
+// whose gateway misses the publish, never gets it.
+func (s *Service) Push(ctx context.Context, req *deliveryv1.PushRequest) (*deliveryv1.PushResponse, error) {
+	msg := req.GetMessage()
+	if msg.GetId() == "" || msg.GetType() == "" || len(req.GetRecipients()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "push: message id, type and at least one recipient are required")
+	}
+	var out []queue.Delivery
+	for _, r := range req.GetRecipients() {
+		if r.GetUser() == "" {
+			return nil, status.Error(codes.InvalidArgument, "push: recipient without user")
+		}
+		ds, err := s.store.Attached(ctx, r.GetUser(), r.GetExcludeDevice(), msg)
+		if err != nil {
+			return nil, storeErr("push", err)
+		}
+		out = append(out, ds...)
+	}
+	s.pub.deliveries(ctx, out)
+	return &deliveryv1.PushResponse{Devices: int32(min(len(out), 1<<30))}, nil //nolint:gosec // clamped
+}
+
 // Attach binds the device to its connection; its shard's owner then pushes
 // its queue there, in-flight messages first.
 func (s *Service) Attach(ctx context.Context, req *deliveryv1.AttachRequest) (*deliveryv1.AttachResponse, error) {

@@ -293,6 +293,32 @@ func (s *Store) OwedReceipts(ctx context.Context, shard int, token string, grace
 	return receipts(res)
 }
 
+// Attached returns an ephemeral delivery of msg for each device of user
+// attached now, but exclude. Nothing is stored: the caller publishes them
+// and they are never pushed again.
+func (s *Store) Attached(ctx context.Context, user, exclude string, msg *commonv1.Message) ([]Delivery, error) {
+	shard := s.ShardOf(user)
+	rows, err := attachedScript.Run(ctx, s.rdb, s.route(shard), s.base(shard), user, exclude).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("queue: attached devices of %s: %w", user, err)
+	}
+	out := make([]Delivery, 0, len(rows))
+	for _, r := range rows {
+		t, ok := r.([]any)
+		if !ok || len(t) != 3 {
+			return nil, errReply("attached", rows)
+		}
+		out = append(out, Delivery{
+			Device:       &commonv1.DeviceRef{User: user, Device: asString(t[0])},
+			GatewayID:    asString(t[1]),
+			ConnectionID: asString(t[2]),
+			Attempt:      1,
+			Entry:        Entry{Message: msg, MessageID: msg.GetId()},
+		})
+	}
+	return out, nil
+}
+
 // Delivery is one entry pushed to a device's connection.
 type Delivery struct {
 	Device       *commonv1.DeviceRef

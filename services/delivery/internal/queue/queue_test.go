@@ -636,6 +636,30 @@ func scenarioWokenDeviceIsDrainedByTheNextOwner(t *testing.T, newFixture maker) 
 	equal(t, "the next drain", ids(f.drain().Deliveries), []string{"phone:m1", "phone:m2"})
 }
 
+func scenarioAttachedListsOnlineDevicesButTheExcluded(t *testing.T, newFixture maker) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.attach(bobPhone, "c1")
+	f.attach(bobLaptop, "c2")
+	f.detach(bobLaptop, "c2")
+	f.attach(alicePhone, "a1")
+	ds, err := f.store.Attached(ctx, bobPhone.GetUser(), "", message("typing-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "online", ids(ds), []string{"phone:typing-1"})
+	if ds[0].ConnectionID != "c1" || ds[0].GatewayID != "gw-1" {
+		t.Fatalf("delivery = %+v", ds[0])
+	}
+	if ds, err = f.store.Attached(ctx, bobPhone.GetUser(), "phone", message("typing-2")); err != nil || len(ds) != 0 {
+		t.Fatalf("excluded device: %v, %v", ids(ds), err)
+	}
+	// Nothing was queued.
+	f.detach(bobPhone, "c1")
+	f.attach(bobPhone, "c3")
+	equal(t, "after reconnect", ids(f.drain().Deliveries), nil)
+}
+
 // scenarios run on a single redis-server and on a three-master Redis
 // Cluster: every script must stay inside one hash slot.
 var scenarios = []struct {
@@ -660,6 +684,7 @@ var scenarios = []struct {
 	{"UndeliveredReportedOnceThenDelivered", scenarioUndeliveredReportedOnceThenDelivered},
 	{"AckedInTimeIsNeverReported", scenarioAckedInTimeIsNeverReported},
 	{"OnlyTheLeaseHolderDrains", scenarioOnlyTheLeaseHolderDrains},
+	{"AttachedListsOnlineDevicesButTheExcluded", scenarioAttachedListsOnlineDevicesButTheExcluded},
 	{"WokenDeviceIsDrainedByTheNextOwner", scenarioWokenDeviceIsDrainedByTheNextOwner},
 	{"NewOwnerPushesInFlightFirstAfterACrash", scenarioNewOwnerPushesInFlightFirstAfterACrash},
 	{"CleanHandoverPushesNothingAgain", scenarioCleanHandoverPushesNothingAgain},

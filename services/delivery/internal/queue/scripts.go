@@ -441,3 +441,19 @@ for _, mb in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1] .. 'outbox', '-inf', ARG
 end
 return out
 `)
+
+// attachedScript lists the user's devices attached now, but the excluded
+// one: {device, gateway, connection}….
+//
+// ARGV: B, user, excluded device.
+var attachedScript = redis.NewScript(commonLua + `
+local B, u, exclude = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+for _, d in ipairs(redis.call('SMEMBERS', devskey(B, u))) do
+  if d ~= exclude then
+    local conn = redis.call('HMGET', ckey(B, u, d), 'gw', 'conn')
+    if conn[1] then table.insert(out, {d, conn[1], conn[2]}) end
+  end
+end
+return out
+`)

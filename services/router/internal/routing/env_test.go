@@ -33,7 +33,21 @@ type fakeDelivery struct {
 
 	mu       sync.Mutex
 	requests []*deliveryv1.EnqueueRequest
+	pushes   []*deliveryv1.PushRequest
 	answer   answerFunc
+}
+
+func (f *fakeDelivery) Push(_ context.Context, req *deliveryv1.PushRequest) (*deliveryv1.PushResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pushes = append(f.pushes, proto.CloneOf(req))
+	return &deliveryv1.PushResponse{Devices: 1}, nil
+}
+
+func (f *fakeDelivery) pushed() []*deliveryv1.PushRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*deliveryv1.PushRequest(nil), f.pushes...)
 }
 
 // answerFunc is how fakeDelivery answers one Enqueue.

@@ -23,6 +23,7 @@ const DefaultEnqueueTimeout = 5 * time.Second
 // deliveryv1.DeliveryServiceClient satisfies it.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, in *deliveryv1.EnqueueRequest, opts ...grpc.CallOption) (*deliveryv1.EnqueueResponse, error)
+	Push(ctx context.Context, in *deliveryv1.PushRequest, opts ...grpc.CallOption) (*deliveryv1.PushResponse, error)
 }
 
 // Options configure a Service. Chain, Delivery and Logger are required.
@@ -150,6 +151,8 @@ func (s *Service) route(ctx context.Context, req *routerv1.RouteRequest) (*route
 		}, nil
 	case chain.KindDeliver:
 		return s.deliver(ctx, r, res)
+	case chain.KindSend:
+		return s.send(ctx, r, res)
 	default:
 		// Run never returns Pass; a new Kind must be handled here.
 		s.m.failures.WithLabelValues("route").Inc()
@@ -192,6 +195,26 @@ func (s *Service) deliver(ctx context.Context, r *chain.Request, res chain.Resul
 			"route", res.Route, "id", r.Message.GetId(), "from", r.Message.GetFrom(), "err", err)
 	}
 	return resp, nil
+}
+
+// send pushes an ephemeral message to the recipients' online devices. It is
+// not stored, so there is no 100 for it (OUTCOME_SENT); when delivery is
+// unreachable the sender gets the usual retryable error.
+func (s *Service) send(ctx context.Context, r *chain.Request, res chain.Result) (*routerv1.RouteResponse, error) {
+	ectx, cancel := context.WithTimeout(ctx, s.enqueueTimeout)
+	defer cancel()
+	if _, err := s.delivery.Push(ectx, &deliveryv1.PushRequest{
+		Message:    r.Message,
+		Recipients: res.Decision.Delivery().Recipients,
+	}); err != nil {
+		s.m.failures.WithLabelValues("delivery").Inc()
+		return nil, fmt.Errorf("route %s: message %q: %w: %w", res.Route, r.Message.GetId(), ErrDelivery, err)
+	}
+	return &routerv1.RouteResponse{
+		Outcome: routerv1.Outcome_OUTCOME_SENT,
+		Route:   res.Route,
+		TimeMs:  r.Message.GetTimeMs(),
+	}, nil
 }
 
 // rejected is the answer to a message the sender got wrong.

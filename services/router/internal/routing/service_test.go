@@ -363,3 +363,23 @@ func TestNewRequiresOptions(t *testing.T) {
 	_, err := New(Options{})
 	require.ErrorIs(t, err, ErrBadOptions)
 }
+
+// TestEphemeralIsPushedNotQueued: a send decision goes to delivery's Push,
+// never to Enqueue, and answers OUTCOME_SENT (no 100 for the client).
+func TestEphemeralIsPushedNotQueued(t *testing.T) {
+	t.Parallel()
+	ephemeral, err := chain.NewEphemeral("localhost", "typing")
+	require.NoError(t, err)
+	e := newEnv(t, envOptions{routes: []chain.Route{ephemeral, chain.NewDirect("localhost")}})
+	m := directToBob("t-1")
+	m.Type = "typing"
+	resp, err := e.router.Route(t.Context(), fromAlice(m))
+	require.NoError(t, err)
+	require.Equal(t, routerv1.Outcome_OUTCOME_SENT, resp.GetOutcome())
+	require.Equal(t, "ephemeral", resp.GetRoute())
+	require.Empty(t, e.delivery.enqueued())
+	pushes := e.delivery.pushed()
+	require.Len(t, pushes, 1)
+	require.Equal(t, "@alice@localhost", pushes[0].GetMessage().GetFrom())
+	require.Equal(t, "@bob@localhost", pushes[0].GetRecipients()[0].GetUser())
+}

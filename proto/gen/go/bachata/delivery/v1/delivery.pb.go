@@ -531,6 +531,107 @@ func (x *AckResponse) GetAcked() int32 {
 	return 0
 }
 
+// PushRequest asks for an ephemeral message to reach online devices.
+type PushRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message is the routed message, with from and time stamped.
+	Message *v1.Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// recipients are the users to send it to.
+	Recipients    []*Recipient `protobuf:"bytes,2,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushRequest) Reset() {
+	*x = PushRequest{}
+	mi := &file_bachata_delivery_v1_delivery_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushRequest) ProtoMessage() {}
+
+func (x *PushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bachata_delivery_v1_delivery_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
+func (*PushRequest) Descriptor() ([]byte, []int) {
+	return file_bachata_delivery_v1_delivery_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PushRequest) GetMessage() *v1.Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *PushRequest) GetRecipients() []*Recipient {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+// PushResponse reports how far a push went.
+type PushResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// devices is how many attached devices it was published to.
+	Devices       int32 `protobuf:"varint,1,opt,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushResponse) Reset() {
+	*x = PushResponse{}
+	mi := &file_bachata_delivery_v1_delivery_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushResponse) ProtoMessage() {}
+
+func (x *PushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bachata_delivery_v1_delivery_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
+func (*PushResponse) Descriptor() ([]byte, []int) {
+	return file_bachata_delivery_v1_delivery_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PushResponse) GetDevices() int32 {
+	if x != nil {
+		return x.Devices
+	}
+	return 0
+}
+
 var File_bachata_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_bachata_delivery_v1_delivery_proto_rawDesc = "" +
@@ -569,12 +670,20 @@ const file_bachata_delivery_v1_delivery_proto_rawDesc = "" +
 	"\vreceipt_ids\x18\x03 \x03(\tR\n" +
 	"receiptIds\"#\n" +
 	"\vAckResponse\x12\x14\n" +
-	"\x05acked\x18\x01 \x01(\x05R\x05acked2\xd7\x02\n" +
+	"\x05acked\x18\x01 \x01(\x05R\x05acked\"\x83\x01\n" +
+	"\vPushRequest\x124\n" +
+	"\amessage\x18\x01 \x01(\v2\x1a.bachata.common.v1.MessageR\amessage\x12>\n" +
+	"\n" +
+	"recipients\x18\x02 \x03(\v2\x1e.bachata.delivery.v1.RecipientR\n" +
+	"recipients\"(\n" +
+	"\fPushResponse\x12\x18\n" +
+	"\adevices\x18\x01 \x01(\x05R\adevices2\xa4\x03\n" +
 	"\x0fDeliveryService\x12T\n" +
 	"\aEnqueue\x12#.bachata.delivery.v1.EnqueueRequest\x1a$.bachata.delivery.v1.EnqueueResponse\x12Q\n" +
 	"\x06Attach\x12\".bachata.delivery.v1.AttachRequest\x1a#.bachata.delivery.v1.AttachResponse\x12Q\n" +
 	"\x06Detach\x12\".bachata.delivery.v1.DetachRequest\x1a#.bachata.delivery.v1.DetachResponse\x12H\n" +
-	"\x03Ack\x12\x1f.bachata.delivery.v1.AckRequest\x1a .bachata.delivery.v1.AckResponseB\xe3\x01\n" +
+	"\x03Ack\x12\x1f.bachata.delivery.v1.AckRequest\x1a .bachata.delivery.v1.AckResponse\x12K\n" +
+	"\x04Push\x12 .bachata.delivery.v1.PushRequest\x1a!.bachata.delivery.v1.PushResponseB\xe3\x01\n" +
 	"\x17com.bachata.delivery.v1B\rDeliveryProtoP\x01ZKgithub.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1;deliveryv1\xa2\x02\x03BDX\xaa\x02\x13Bachata.Delivery.V1\xca\x02\x13Bachata\\Delivery\\V1\xe2\x02\x1fBachata\\Delivery\\V1\\GPBMetadata\xea\x02\x15Bachata::Delivery::V1b\x06proto3"
 
 var (
@@ -589,7 +698,7 @@ func file_bachata_delivery_v1_delivery_proto_rawDescGZIP() []byte {
 	return file_bachata_delivery_v1_delivery_proto_rawDescData
 }
 
-var file_bachata_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_bachata_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_bachata_delivery_v1_delivery_proto_goTypes = []any{
 	(*Recipient)(nil),       // 0: bachata.delivery.v1.Recipient
 	(*EnqueueRequest)(nil),  // 1: bachata.delivery.v1.EnqueueRequest
@@ -600,29 +709,35 @@ var file_bachata_delivery_v1_delivery_proto_goTypes = []any{
 	(*DetachResponse)(nil),  // 6: bachata.delivery.v1.DetachResponse
 	(*AckRequest)(nil),      // 7: bachata.delivery.v1.AckRequest
 	(*AckResponse)(nil),     // 8: bachata.delivery.v1.AckResponse
-	(*v1.Message)(nil),      // 9: bachata.common.v1.Message
-	(*v1.DeviceRef)(nil),    // 10: bachata.common.v1.DeviceRef
+	(*PushRequest)(nil),     // 9: bachata.delivery.v1.PushRequest
+	(*PushResponse)(nil),    // 10: bachata.delivery.v1.PushResponse
+	(*v1.Message)(nil),      // 11: bachata.common.v1.Message
+	(*v1.DeviceRef)(nil),    // 12: bachata.common.v1.DeviceRef
 }
 var file_bachata_delivery_v1_delivery_proto_depIdxs = []int32{
-	9,  // 0: bachata.delivery.v1.EnqueueRequest.message:type_name -> bachata.common.v1.Message
-	10, // 1: bachata.delivery.v1.EnqueueRequest.sender:type_name -> bachata.common.v1.DeviceRef
+	11, // 0: bachata.delivery.v1.EnqueueRequest.message:type_name -> bachata.common.v1.Message
+	12, // 1: bachata.delivery.v1.EnqueueRequest.sender:type_name -> bachata.common.v1.DeviceRef
 	0,  // 2: bachata.delivery.v1.EnqueueRequest.recipients:type_name -> bachata.delivery.v1.Recipient
-	10, // 3: bachata.delivery.v1.AttachRequest.device:type_name -> bachata.common.v1.DeviceRef
-	10, // 4: bachata.delivery.v1.DetachRequest.device:type_name -> bachata.common.v1.DeviceRef
-	10, // 5: bachata.delivery.v1.AckRequest.device:type_name -> bachata.common.v1.DeviceRef
-	1,  // 6: bachata.delivery.v1.DeliveryService.Enqueue:input_type -> bachata.delivery.v1.EnqueueRequest
-	3,  // 7: bachata.delivery.v1.DeliveryService.Attach:input_type -> bachata.delivery.v1.AttachRequest
-	5,  // 8: bachata.delivery.v1.DeliveryService.Detach:input_type -> bachata.delivery.v1.DetachRequest
-	7,  // 9: bachata.delivery.v1.DeliveryService.Ack:input_type -> bachata.delivery.v1.AckRequest
-	2,  // 10: bachata.delivery.v1.DeliveryService.Enqueue:output_type -> bachata.delivery.v1.EnqueueResponse
-	4,  // 11: bachata.delivery.v1.DeliveryService.Attach:output_type -> bachata.delivery.v1.AttachResponse
-	6,  // 12: bachata.delivery.v1.DeliveryService.Detach:output_type -> bachata.delivery.v1.DetachResponse
-	8,  // 13: bachata.delivery.v1.DeliveryService.Ack:output_type -> bachata.delivery.v1.AckResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 3: bachata.delivery.v1.AttachRequest.device:type_name -> bachata.common.v1.DeviceRef
+	12, // 4: bachata.delivery.v1.DetachRequest.device:type_name -> bachata.common.v1.DeviceRef
+	12, // 5: bachata.delivery.v1.AckRequest.device:type_name -> bachata.common.v1.DeviceRef
+	11, // 6: bachata.delivery.v1.PushRequest.message:type_name -> bachata.common.v1.Message
+	0,  // 7: bachata.delivery.v1.PushRequest.recipients:type_name -> bachata.delivery.v1.Recipient
+	1,  // 8: bachata.delivery.v1.DeliveryService.Enqueue:input_type -> bachata.delivery.v1.EnqueueRequest
+	3,  // 9: bachata.delivery.v1.DeliveryService.Attach:input_type -> bachata.delivery.v1.AttachRequest
+	5,  // 10: bachata.delivery.v1.DeliveryService.Detach:input_type -> bachata.delivery.v1.DetachRequest
+	7,  // 11: bachata.delivery.v1.DeliveryService.Ack:input_type -> bachata.delivery.v1.AckRequest
+	9,  // 12: bachata.delivery.v1.DeliveryService.Push:input_type -> bachata.delivery.v1.PushRequest
+	2,  // 13: bachata.delivery.v1.DeliveryService.Enqueue:output_type -> bachata.delivery.v1.EnqueueResponse
+	4,  // 14: bachata.delivery.v1.DeliveryService.Attach:output_type -> bachata.delivery.v1.AttachResponse
+	6,  // 15: bachata.delivery.v1.DeliveryService.Detach:output_type -> bachata.delivery.v1.DetachResponse
+	8,  // 16: bachata.delivery.v1.DeliveryService.Ack:output_type -> bachata.delivery.v1.AckResponse
+	10, // 17: bachata.delivery.v1.DeliveryService.Push:output_type -> bachata.delivery.v1.PushResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_bachata_delivery_v1_delivery_proto_init() }
@@ -636,7 +751,7 @@ func file_bachata_delivery_v1_delivery_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bachata_delivery_v1_delivery_proto_rawDesc), len(file_bachata_delivery_v1_delivery_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

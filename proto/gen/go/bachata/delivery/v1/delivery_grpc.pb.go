@@ -23,6 +23,7 @@ const (
 	DeliveryService_Attach_FullMethodName  = "/bachata.delivery.v1.DeliveryService/Attach"
 	DeliveryService_Detach_FullMethodName  = "/bachata.delivery.v1.DeliveryService/Detach"
 	DeliveryService_Ack_FullMethodName     = "/bachata.delivery.v1.DeliveryService/Ack"
+	DeliveryService_Push_FullMethodName    = "/bachata.delivery.v1.DeliveryService/Push"
 )
 
 // DeliveryServiceClient is the client API for DeliveryService service.
@@ -42,6 +43,10 @@ type DeliveryServiceClient interface {
 	Detach(ctx context.Context, in *DetachRequest, opts ...grpc.CallOption) (*DetachResponse, error)
 	// Ack records a device's 200 for messages it received.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
+	// Push sends an ephemeral message (typing and the like) to the devices
+	// of the recipients that are attached now. Nothing is queued: a device
+	// that is offline, or whose gateway misses the push, never gets it.
+	Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error)
 }
 
 type deliveryServiceClient struct {
@@ -92,6 +97,16 @@ func (c *deliveryServiceClient) Ack(ctx context.Context, in *AckRequest, opts ..
 	return out, nil
 }
 
+func (c *deliveryServiceClient) Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_Push_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeliveryServiceServer is the server API for DeliveryService service.
 // All implementations must embed UnimplementedDeliveryServiceServer
 // for forward compatibility.
@@ -109,6 +124,10 @@ type DeliveryServiceServer interface {
 	Detach(context.Context, *DetachRequest) (*DetachResponse, error)
 	// Ack records a device's 200 for messages it received.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
+	// Push sends an ephemeral message (typing and the like) to the devices
+	// of the recipients that are attached now. Nothing is queued: a device
+	// that is offline, or whose gateway misses the push, never gets it.
+	Push(context.Context, *PushRequest) (*PushResponse, error)
 	mustEmbedUnimplementedDeliveryServiceServer()
 }
 
@@ -130,6 +149,9 @@ func (UnimplementedDeliveryServiceServer) Detach(context.Context, *DetachRequest
 }
 func (UnimplementedDeliveryServiceServer) Ack(context.Context, *AckRequest) (*AckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ack not implemented")
+}
+func (UnimplementedDeliveryServiceServer) Push(context.Context, *PushRequest) (*PushResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Push not implemented")
 }
 func (UnimplementedDeliveryServiceServer) mustEmbedUnimplementedDeliveryServiceServer() {}
 func (UnimplementedDeliveryServiceServer) testEmbeddedByValue()                         {}
@@ -224,6 +246,24 @@ func _DeliveryService_Ack_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeliveryService_Push_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PushRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).Push(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_Push_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).Push(ctx, req.(*PushRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeliveryService_ServiceDesc is the grpc.ServiceDesc for DeliveryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -246,6 +286,10 @@ var DeliveryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Ack",
 			Handler:    _DeliveryService_Ack_Handler,
+		},
+		{
+			MethodName: "Push",
+			Handler:    _DeliveryService_Push_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
