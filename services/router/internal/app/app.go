@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 
 	"github.com/bachata-chat/bachata/libs/grpcx"
+	"github.com/bachata-chat/bachata/libs/natsx"
 	"github.com/bachata-chat/bachata/libs/obs"
 	"github.com/bachata-chat/bachata/libs/run"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
@@ -27,13 +29,16 @@ type App struct {
 	logger   *slog.Logger
 	health   *obs.Health
 	delivery *grpc.ClientConn
-	grpc     *grpcx.Server
-	admin    *obs.HTTPServer
-	chain    *chain.Chain
+	// nats is set when the chain has a route that needs it.
+	nats  *nats.Conn
+	grpc  *grpcx.Server
+	admin *obs.HTTPServer
+	chain *chain.Chain
 }
 
-// New builds the router from cfg: the chain (handshake, then direct), a
-// lazily connecting delivery client, and both listeners. It closes what it
+// New builds the router from cfg: the chain from its routes, a lazily
+// connecting delivery client, NATS when a route needs it, and both
+// listeners. It closes what it
 // opened when a later step fails.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
 	a := &App{logger: logger, health: &obs.Health{}}
@@ -50,7 +55,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	if a.delivery, err = grpcx.Dial(cfg.DeliveryAddr); err != nil {
 		return nil, fmt.Errorf("router: delivery client: %w", err)
 	}
-	if a.chain, err = chain.New(chain.NewHandshake(), chain.NewDirect(cfg.ServerName)); err != nil {
+	deps := chain.Deps{ServerName: cfg.ServerName, Logger: logger, Subjects: natsx.Subjects{Prefix: cfg.NATSPrefix}}
+	if chain.NeedsNATS(cfg.Routes) {
+		if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "router", logger); err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+		deps.NATS = a.nats
+	}
+	if a.chain, err = chain.NewRegistry().Build(deps, cfg.Routes); err != nil {
 		return nil, fmt.Errorf("router: chain: %w", err)
 	}
 	reg := obs.NewRegistry()
@@ -129,6 +141,9 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) close() {
 	if a.delivery != nil {
 		_ = a.delivery.Close()
+	}
+	if a.nats != nil {
+		a.nats.Close()
 	}
 }
 

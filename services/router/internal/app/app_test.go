@@ -18,6 +18,7 @@ import (
 
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
+	"github.com/bachata-chat/bachata/services/router/chain"
 	"github.com/bachata-chat/bachata/services/router/internal/config"
 )
 
@@ -40,8 +41,10 @@ func testConfig(t *testing.T) config.Config {
 		ServerName:      "localhost",
 		EnqueueTimeout:  time.Second,
 		ShutdownTimeout: 2 * time.Second,
-		LogLevel:        "info",
-		LogFormat:       "json",
+		// No app route: this test runs without NATS.
+		Routes:    []chain.Spec{{Route: "handshake"}, {Route: "direct"}},
+		LogLevel:  "info",
+		LogFormat: "json",
 	}
 }
 

@@ -6,13 +6,17 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	libconfig "github.com/bachata-chat/bachata/libs/config"
 	"github.com/bachata-chat/bachata/libs/entity"
 	"github.com/bachata-chat/bachata/libs/grpcx"
+	"github.com/bachata-chat/bachata/services/router/chain"
 )
 
 // Config is the router's settings. Every field documents its default; Load
@@ -38,6 +42,16 @@ type Config struct {
 	EnqueueTimeout time.Duration
 	// ShutdownTimeout bounds the graceful stop of each listener; default 10s.
 	ShutdownTimeout time.Duration
+	// NATSURL carries requests to application backends, used when the
+	// chain has an "app" route; default "nats://127.0.0.1:4222".
+	NATSURL string
+	// NATSPrefix starts every subject; default "bachata".
+	NATSPrefix string
+	// RoutesFile names a JSON routes file that assembles the chain (flag
+	// -routes-file, BACHATA_ROUTES_FILE); empty uses chain.DefaultSpecs.
+	RoutesFile string
+	// Routes is the chain read from RoutesFile, or the default one.
+	Routes []chain.Spec
 	// LogLevel is debug, info, warn or error; default "info".
 	LogLevel string
 	// LogFormat is json or text; default "json".
@@ -57,6 +71,9 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 	s.Bool(&c.RequireSign, "require-sign", "BACHATA_REQUIRE_SIGN", false, "refuse data messages without a valid sign")
 	s.Duration(&c.EnqueueTimeout, "enqueue-timeout", "BACHATA_ENQUEUE_TIMEOUT", 5*time.Second, "bound on one delivery Enqueue call")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "BACHATA_SHUTDOWN_TIMEOUT", 10*time.Second, "bound on graceful shutdown")
+	s.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS URL (used by the app route)")
+	s.String(&c.NATSPrefix, "nats-prefix", "BACHATA_NATS_PREFIX", "bachata", "prefix of every NATS subject")
+	s.String(&c.RoutesFile, "routes-file", "BACHATA_ROUTES_FILE", "", "JSON file listing the route chain in order (default: handshake, ephemeral, direct)")
 	s.String(&c.LogLevel, "log-level", "BACHATA_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "BACHATA_LOG_FORMAT", "json", "json or text")
 	if err := s.Parse(args); errors.Is(err, libconfig.ErrHelp) {
@@ -66,7 +83,26 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 		// this adds only the other problems, and all are reported at once.
 		return c, s, errors.Join(err, c.Validate())
 	}
-	return c, s, c.Validate()
+	routesErr := c.loadRoutes()
+	return c, s, errors.Join(c.Validate(), routesErr)
+}
+
+// loadRoutes reads the routes file, or takes the default chain.
+func (c *Config) loadRoutes() error {
+	if c.RoutesFile == "" {
+		c.Routes = chain.DefaultSpecs()
+		return nil
+	}
+	data, err := os.ReadFile(c.RoutesFile)
+	if err != nil {
+		return fmt.Errorf("routes-file: %w", err)
+	}
+	f, err := chain.ParseFile(data)
+	if err != nil {
+		return fmt.Errorf("routes-file %s: %w", c.RoutesFile, err)
+	}
+	c.Routes = f.Routes
+	return nil
 }
 
 // Validate reports every invalid setting, joined.
@@ -78,6 +114,8 @@ func (c Config) Validate() error {
 	if _, err := entity.ParseServer(c.ServerName); err != nil {
 		p.Addf(true, "server-name %q: want a lowercase host name, IPv4 or [IPv6] address, optionally with :port: %w", c.ServerName, err)
 	}
+	p.Addf(!strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://"), "nats-url %q: want nats:// or tls://", c.NATSURL)
+	p.Addf(c.NATSPrefix == "" || strings.ContainsAny(c.NATSPrefix, " *>."), "nats-prefix %q: want one subject token", c.NATSPrefix)
 	p.Addf(c.EnqueueTimeout <= 0, "enqueue-timeout %s: want > 0", c.EnqueueTimeout)
 	p.Addf(c.ShutdownTimeout <= 0, "shutdown-timeout %s: want > 0", c.ShutdownTimeout)
 	p.Addf(!slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel), "log-level %q: want debug, info, warn or error", c.LogLevel)

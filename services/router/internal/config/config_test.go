@@ -1,12 +1,15 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	libconfig "github.com/bachata-chat/bachata/libs/config"
+	"github.com/bachata-chat/bachata/services/router/chain"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -25,6 +28,9 @@ func TestLoadDefaults(t *testing.T) {
 		RequireSign:     false,
 		EnqueueTimeout:  5 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
+		NATSURL:         "nats://127.0.0.1:4222",
+		NATSPrefix:      "bachata",
+		Routes:          chain.DefaultSpecs(),
 		LogLevel:        "info",
 		LogFormat:       "json",
 	}, c)
@@ -61,6 +67,9 @@ func TestLoad(t *testing.T) {
 					RequireSign:     true,
 					EnqueueTimeout:  2 * time.Second,
 					ShutdownTimeout: 3 * time.Second,
+					NATSURL:         "nats://127.0.0.1:4222",
+					NATSPrefix:      "bachata",
+					Routes:          chain.DefaultSpecs(),
 					LogLevel:        "debug",
 					LogFormat:       "text",
 				}, c)
@@ -155,4 +164,34 @@ func TestLoadHelp(t *testing.T) {
 	_, set, err := Load([]string{"-h"}, env(nil))
 	require.ErrorIs(t, err, libconfig.ErrHelp)
 	require.NotNil(t, set)
+}
+
+func TestRoutesFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "routes.json")
+	require.NoError(t, os.WriteFile(good, []byte(`{"routes":[{"route":"direct"},{"route":"handshake"}]}`), 0o600))
+	bad := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"routes":[{"rout":"direct"}]}`), 0o600))
+	none := func(string) string { return "" }
+
+	c, _, err := Load(nil, none)
+	require.NoError(t, err)
+	require.Equal(t, chain.DefaultSpecs(), c.Routes)
+
+	c, _, err = Load([]string{"-routes-file", good}, none)
+	require.NoError(t, err)
+	require.Equal(t, []chain.Spec{{Route: "direct"}, {Route: "handshake"}}, c.Routes)
+
+	_, _, err = Load([]string{"-routes-file", bad, "-log-level", "loud"}, none)
+	require.ErrorContains(t, err, "routes-file")
+	require.ErrorContains(t, err, "log-level", "every problem at once")
+
+	_, _, err = Load(nil, func(k string) string {
+		if k == "BACHATA_ROUTES_FILE" {
+			return filepath.Join(dir, "missing.json")
+		}
+		return ""
+	})
+	require.ErrorContains(t, err, "missing.json")
 }
