@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -145,4 +148,102 @@ func TestSendersOtherDevicesGetACopy(t *testing.T) {
 	phone.expectTransport(300, "m-copy")
 	phone.quiet(500 * time.Millisecond)
 	laptop.quiet(300 * time.Millisecond)
+}
+
+// TestTypingReachesOnlyOnlineDevicesAndIsNeverQueued: an ephemeral type
+// goes to the devices online now, with no 100 and no 300, and a device that
+// connects later never gets it.
+func TestTypingReachesOnlyOnlineDevicesAndIsNeverQueued(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+	bobTok := token(t, secret, "bob")
+	bob := dial(t, e.gw(1), bobTok, "laptop")
+	dial(t, e.gw(1), bobTok, "tablet").close() // a known device, offline
+
+	alice.send(map[string]any{"id": "t1", "type": "typing", "dest": "bob", "data": map[string]bool{"typing": true}})
+	f := bob.expect("the typing message", func(f frame) bool { return f.dataType() == "typing" && f.ID == "t1" })
+	require.Equal(t, entity("alice"), f.From)
+	alice.quiet(500 * time.Millisecond) // no 100, no 300
+
+	tablet := dial(t, e.gw(0), bobTok, "tablet")
+	tablet.quiet(500 * time.Millisecond)
+
+	// Direct messages still queue behind it as usual.
+	alice.direct("m1", "bob", "after typing")
+	alice.expectTransport(100, "m1")
+	bob.expectMessage("m1")
+	tablet.expectMessage("m1")
+}
+
+// TestAppContentReachesItsBackendAndTheReplyComesBack: customized content
+// goes to the NATS subject of its app/mod/act; the backend's answer comes
+// back as an "app" message with the same id; no backend gives 4110.
+func TestAppContentReachesItsBackendAndTheReplyComesBack(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 1)
+	nc := e.nats.Conn()
+	sub, err := nc.Subscribe("bachata.app.chat_example_echo.bottle.throw", func(m *nats.Msg) {
+		var req struct {
+			ID    string          `json:"id"`
+			From  string          `json:"from"`
+			Extra json.RawMessage `json:"extra"`
+		}
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			t.Errorf("backend got %s: %v", m.Data, err)
+			return
+		}
+		reply, _ := json.Marshal(map[string]any{"caught": req.Extra, "by": req.From, "id": req.ID})
+		_ = m.Respond(reply)
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+	alice.send(map[string]any{"id": "a1", "type": "app", "data": map[string]any{
+		"app": "chat.example.echo", "mod": "bottle", "act": "throw", "extra": map[string]string{"text": "hello sea"},
+	}})
+	f := alice.expect("the backend's reply", func(f frame) bool { return f.dataType() == "app" && f.ID == "a1" })
+	require.JSONEq(t, `{"caught":{"text":"hello sea"},"by":"@alice@localhost","id":"a1"}`, string(f.Data))
+
+	alice.send(map[string]any{"id": "a2", "type": "app", "data": map[string]any{"app": "chat.nobody", "mod": "m", "act": "a"}})
+	f = alice.expect("no backend", func(f frame) bool { return f.dataType() == "app:error" && f.ID == "a2" })
+	require.Equal(t, 4110, f.errCode())
+	alice.quiet(300 * time.Millisecond)
+}
+
+// TestServerMessageThroughTheAdminAPI: POST /v1/messages on a gateway's
+// admin listener routes a system message through the chain; it is queued
+// like any other and has no from.
+func TestServerMessageThroughTheAdminAPI(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 1)
+	bob := dial(t, e.gw(0), token(t, secret, "bob"), "laptop")
+	admin := "http://" + e.suite.Gateways()[0].HTTPAddr + "/v1/messages"
+	post := func(tok, body string) (int, map[string]any) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, admin, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+
+	code, out := post(adminToken, `{"id":"sys-1","type":"direct","dest":"bob","data":{"text":"maintenance at noon"}}`)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.Equal(t, "queued", out["outcome"])
+	f := bob.expectMessage("sys-1")
+	require.Empty(t, f.From, "a system message has no from")
+	bob.ack("sys-1")
+
+	code, _ = post("wrong-token", `{"type":"direct","dest":"bob"}`)
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, out = post(adminToken, `{"type":"nope","dest":"bob"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.InDelta(t, 4100, out["errCode"], 0)
+	bob.quiet(300 * time.Millisecond)
 }

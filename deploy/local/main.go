@@ -30,6 +30,10 @@ import (
 // and must never be used outside a developer's machine.
 const devSecret = "bachata-dev-secret-not-for-production" //nolint:gosec // a published development secret, on purpose
 
+// devAdminToken is the admin API's bearer token when BACHATA_ADMIN_TOKEN is
+// unset; printed at start, for a developer's machine only.
+const devAdminToken = "bachata-dev-admin-not-for-production" //nolint:gosec // a published development token, on purpose
+
 func main() {
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bachata-local:", err)
@@ -90,12 +94,17 @@ func serve(ctx context.Context, binDir, secret string, getenv func(string) strin
 		redisURL = url
 		fmt.Fprintln(out, "local redis-server at", redisURL, "(append-only, data in .cache/run/redis)")
 	}
+	adminToken := getenv("BACHATA_ADMIN_TOKEN")
+	if adminToken == "" {
+		adminToken = devAdminToken
+	}
 	ports := localsuite.DefaultPorts
 	suite, err := localsuite.Start(ctx, localsuite.Config{
 		BinDir:     binDir,
 		NATSURL:    natsURL,
 		RedisURL:   redisURL,
 		JWTSecret:  secret,
+		AdminToken: adminToken,
 		ServerName: getenv("BACHATA_SERVER_NAME"),
 		Ports:      &ports,
 		Logs:       out,
@@ -108,6 +117,9 @@ func serve(ctx context.Context, binDir, secret string, getenv func(string) strin
 	if secret == devSecret {
 		fmt.Fprintln(out, "BACHATA_JWT_SECRET is unset: using the development secret", strconv.Quote(devSecret))
 	}
+	if adminToken == devAdminToken {
+		fmt.Fprintln(out, "BACHATA_ADMIN_TOKEN is unset: using the development admin token", strconv.Quote(devAdminToken))
+	}
 	fmt.Fprintf(out, `
 Bachata is running. Logs: %s
   WebSocket:  ws://127.0.0.1:%d/ws?device=<device>&token=<jwt>
@@ -115,8 +127,11 @@ Bachata is running. Logs: %s
   A token:    go run ./deploy/local token alice
   Try it:     websocat "ws://127.0.0.1:%d/ws?token=$(go run ./deploy/local token alice)"
               then send {"id":"1","type":"direct","dest":"bob","data":{"text":"hi"}}
+  As the server: curl -H "Authorization: Bearer $BACHATA_ADMIN_TOKEN" \
+                   -d '{"type":"direct","dest":"bob","data":{"text":"from the server"}}' \
+                   http://127.0.0.1:%d/v1/messages
 Ctrl-C stops everything.
-`, logDir, ports.GatewayWS, ports.GatewayWS+1, ports.GatewayWS)
+`, logDir, ports.GatewayWS, ports.GatewayWS+1, ports.GatewayWS, ports.GatewayWS+1)
 	return suite.Wait(ctx)
 }
 

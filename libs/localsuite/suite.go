@@ -41,6 +41,9 @@ type Config struct {
 	NATSURL, RedisURL string
 	// JWTSecret signs client tokens (HS256).
 	JWTSecret string
+	// AdminToken is the bearer token of the gateways' admin API; empty
+	// leaves the API disabled.
+	AdminToken string
 	// ServerName is the server part of entity IDs; default "localhost".
 	ServerName string
 	// Prefix namespaces NATS subjects and Redis keys; default "bachata".
@@ -172,6 +175,7 @@ func (s *Suite) plan(ctx context.Context) error {
 		"BACHATA_REDIS_PREFIX=" + s.cfg.Prefix,
 		"BACHATA_SERVER_NAME=" + s.cfg.ServerName,
 		"BACHATA_JWT_SECRET=" + s.cfg.JWTSecret,
+		"BACHATA_ADMIN_TOKEN=" + s.cfg.AdminToken,
 		"BACHATA_PRESENCE_ADDR=" + presence.Addr,
 		"BACHATA_DELIVERY_ADDR=" + strings.Join(deliveryAddrs, ","),
 		"BACHATA_ROUTER_ADDR=" + router.Addr,

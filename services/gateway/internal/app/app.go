@@ -20,6 +20,7 @@ import (
 	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
 	presencev1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/presence/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
+	"github.com/bachata-chat/bachata/services/gateway/internal/adminapi"
 	"github.com/bachata-chat/bachata/services/gateway/internal/auth"
 	"github.com/bachata-chat/bachata/services/gateway/internal/config"
 	"github.com/bachata-chat/bachata/services/gateway/internal/ratelimit"
@@ -113,6 +114,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 		Presence: presencev1.NewPresenceServiceClient(presenceCC),
 	}
 	base, endCalls := context.WithCancel(context.WithoutCancel(ctx))
+	adminMux := obs.AdminMux(health, reg)
+	adminapi.Register(adminMux, adminapi.Options{
+		Token:   cfg.AdminToken,
+		Router:  peers.Router,
+		Timeout: cfg.RPCTimeout,
+		MaxBody: int64(cfg.MaxFrame),
+		Logger:  logger,
+	})
 	srv := ws.NewServer(base, ws.Options{
 		GatewayID:    cfg.GatewayID,
 		PingInterval: cfg.PingInterval,
@@ -144,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 		metrics:    reg,
 		wsHTTP:     obs.NewHTTPServer(wsLis, srv.Handler(), cfg.ShutdownTimeout),
 		listeners:  []net.Listener{wsLis, adminLis},
-		admin:      obs.NewHTTPServer(adminLis, obs.AdminMux(health, reg), cfg.ShutdownTimeout),
+		admin:      obs.NewHTTPServer(adminLis, adminMux, cfg.ShutdownTimeout),
 		nc:         nc,
 		grpc:       conns,
 		presence:   peers.Presence,

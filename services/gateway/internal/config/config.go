@@ -83,6 +83,10 @@ type Config struct {
 	// a connection whose queue overflows is closed with 1013 (flag
 	// -queue-bytes, BACHATA_QUEUE_BYTES, default 1048576).
 	QueueBytes int
+	// AdminToken is the bearer token of the admin API on the admin
+	// listener; empty disables the API (flag -admin-token,
+	// BACHATA_ADMIN_TOKEN, preferred).
+	AdminToken string
 	// RateLimit is the data messages per second each user may send through
 	// this gateway, all their connections here together; 0 turns limiting
 	// off (flag -rate-limit, BACHATA_RATE_LIMIT, default 20).
@@ -121,6 +125,7 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 	// environment value as the flag's default in -h output, which would
 	// print the secret.
 	s.String(&c.JWTSecret, "jwt-secret", "", "", "HS256 secret for client tokens, at least 16 bytes; required (env BACHATA_JWT_SECRET, preferred)")
+	s.String(&c.AdminToken, "admin-token", "", "", "bearer token of the admin API (/v1/…) on the admin listener; empty disables it (env BACHATA_ADMIN_TOKEN, preferred)")
 	s.String(&c.RouterAddr, "router-addr", "BACHATA_ROUTER_ADDR", "127.0.0.1:9081", "router gRPC target")
 	s.String(&c.DeliveryAddr, "delivery-addr", "BACHATA_DELIVERY_ADDR", "127.0.0.1:9082", "delivery gRPC target")
 	s.String(&c.PresenceAddr, "presence-addr", "BACHATA_PRESENCE_ADDR", "127.0.0.1:9083", "presence gRPC target")
@@ -141,6 +146,9 @@ func Load(args []string, getenv func(string) string) (Config, *libconfig.Set, er
 	s.String(&c.LogFormat, "log-format", "BACHATA_LOG_FORMAT", "json", "json or text")
 	if err := s.Parse(args); err != nil {
 		return c, s, err
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = getenv("BACHATA_ADMIN_TOKEN")
 	}
 	if c.JWTSecret == "" {
 		c.JWTSecret = getenv("BACHATA_JWT_SECRET")
@@ -182,6 +190,7 @@ func (c Config) Validate() error {
 	p.Addf(c.WriteTimeout <= 0, "write-timeout %s: want > 0", c.WriteTimeout)
 	p.Addf(c.RPCTimeout <= 0, "rpc-timeout %s: want > 0", c.RPCTimeout)
 	p.Addf(c.QueueBytes < c.MaxFrame, "queue-bytes %d: want at least max-frame %d", c.QueueBytes, c.MaxFrame)
+	p.Addf(c.AdminToken != "" && len(c.AdminToken) < MinJWTSecret, "admin-token is %d bytes: want at least %d", len(c.AdminToken), MinJWTSecret)
 	p.Addf(c.RateLimit < 0, "rate-limit %d: want 0 (off) or more", c.RateLimit)
 	p.Addf(c.RateLimit > 0 && c.RateBurst < 1, "rate-burst %d: want at least 1", c.RateBurst)
 	p.Addf(c.RateStrikes < 0, "rate-strikes %d: want 0 (never close) or more", c.RateStrikes)
