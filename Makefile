@@ -24,7 +24,7 @@ TOOLS  := $(STAMPS)/buf-$(BUF_VERSION) \
           $(STAMPS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # Every Go module of the workspace.
-MODULES := libs proto/gen/go services/gateway services/router services/delivery services/presence deploy/local e2e examples/app-echo
+MODULES := libs proto/gen/go services/gateway services/router services/delivery services/presence deploy/local e2e examples/app-echo examples/profanity-router
 # Package patterns across the workspace (go.work makes them one build).
 PKGS    := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 

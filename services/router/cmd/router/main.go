@@ -5,45 +5,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
-	libconfig "github.com/bachata-chat/bachata/libs/config"
-	"github.com/bachata-chat/bachata/libs/obs"
-	"github.com/bachata-chat/bachata/services/router/internal/app"
-	"github.com/bachata-chat/bachata/services/router/internal/config"
+	"github.com/bachata-chat/bachata/services/router/chain"
+	"github.com/bachata-chat/bachata/services/router/routerd"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil {
+	if err := routerd.Run(context.Background(), os.Args, os.Getenv, os.Stderr, chain.NewRegistry()); err != nil {
 		fmt.Fprintln(os.Stderr, "router:", err)
 		os.Exit(1)
 	}
-}
-
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	cfg, set, err := config.Load(args[1:], getenv)
-	if errors.Is(err, libconfig.ErrHelp) {
-		fmt.Fprintln(stderr, "Usage of router:")
-		set.Usage(stderr)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("invalid configuration (see -h):\n%w", err)
-	}
-	logger, err := obs.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	a, err := app.New(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx)
 }

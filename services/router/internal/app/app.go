@@ -36,11 +36,12 @@ type App struct {
 	chain *chain.Chain
 }
 
-// New builds the router from cfg: the chain from its routes, a lazily
+// New builds the router from cfg: the chain from its routes (looked up in
+// routes, the built-in ones when nil), a lazily
 // connecting delivery client, NATS when a route needs it, and both
 // listeners. It closes what it
 // opened when a later step fails.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, routes *chain.Registry) (_ *App, err error) {
 	a := &App{logger: logger, health: &obs.Health{}}
 	var glis, hlis net.Listener
 	defer func() {
@@ -62,7 +63,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		}
 		deps.NATS = a.nats
 	}
-	if a.chain, err = chain.NewRegistry().Build(deps, cfg.Routes); err != nil {
+	if routes == nil {
+		routes = chain.NewRegistry()
+	}
+	if a.chain, err = routes.Build(deps, cfg.Routes); err != nil {
 		return nil, fmt.Errorf("router: chain: %w", err)
 	}
 	reg := obs.NewRegistry()

@@ -82,7 +82,7 @@ func waitReady(t *testing.T, base string) {
 func TestAppServesAndStops(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := New(t.Context(), testConfig(t), logger)
+	a, err := New(t.Context(), testConfig(t), logger, nil)
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -140,7 +140,7 @@ func TestAppServesAndStops(t *testing.T) {
 func TestAppStopsAndClosesListeners(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := New(t.Context(), testConfig(t), logger)
+	a, err := New(t.Context(), testConfig(t), logger, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -173,6 +173,6 @@ func TestNewFailsOnBusyPort(t *testing.T) {
 	defer func() { require.NoError(t, busy.Close()) }()
 	cfg := testConfig(t)
 	cfg.HTTPAddr = busy.Addr().String()
-	_, err = New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err = New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	require.ErrorContains(t, err, "listen http")
 }

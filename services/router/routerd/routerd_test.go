@@ -1,10 +1,14 @@
-package main
+package routerd
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bachata-chat/bachata/services/router/chain"
 )
 
 func TestRunConfig(t *testing.T) {
@@ -32,7 +36,7 @@ func TestRunConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stderr bytes.Buffer
-			err := run(t.Context(), tt.args, func(k string) string { return tt.env[k] }, &stderr)
+			err := Run(t.Context(), tt.args, func(k string) string { return tt.env[k] }, &stderr, chain.NewRegistry())
 			for _, want := range tt.wantErr {
 				require.ErrorContains(t, err, want)
 			}
@@ -42,4 +46,15 @@ func TestRunConfig(t *testing.T) {
 			require.Contains(t, stderr.String(), tt.wantStderr)
 		})
 	}
+}
+
+func TestRoutesFileNamingAnUnregisteredRouteIsRefused(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "routes.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"routes":[{"route":"profanity"},{"route":"direct"}]}`), 0o600))
+	var stderr bytes.Buffer
+	err := Run(t.Context(), []string{"router", "-routes-file", file, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"},
+		func(string) string { return "" }, &stderr, chain.NewRegistry())
+	require.ErrorIs(t, err, chain.ErrUnknownRoute)
+	require.ErrorContains(t, err, `"profanity"`)
 }

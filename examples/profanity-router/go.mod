@@ -1,0 +1,39 @@
+module github.com/bachata-chat/bachata/examples/profanity-router
+
+go 1.26.0
+
+replace (
+	github.com/bachata-chat/bachata/libs => ../../libs
+	github.com/bachata-chat/bachata/proto/gen/go => ../../proto/gen/go
+	github.com/bachata-chat/bachata/services/router => ../../services/router
+)
+
+require (
+	github.com/bachata-chat/bachata/libs v0.0.0-00010101000000-000000000000
+	github.com/bachata-chat/bachata/proto/gen/go v0.0.0-00010101000000-000000000000
+	github.com/bachata-chat/bachata/services/router v0.0.0-00010101000000-000000000000
+	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/nats-io/nats.go v1.55.0 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/prometheus/client_golang v1.25.0 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/procfs v0.22.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/grpc v1.85.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
