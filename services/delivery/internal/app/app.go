@@ -96,6 +96,7 @@ func (a *App) wire(ctx context.Context) error {
 	}
 	a.grpc = grpcx.NewServer(glis, logger, cfg.ShutdownTimeout)
 	deliveryv1.RegisterDeliveryServiceServer(a.grpc.Server, a.disp)
+	deliveryv1.RegisterGroupServiceServer(a.grpc.Server, dispatch.NewGroups(store))
 	hlis, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = glis.Close()

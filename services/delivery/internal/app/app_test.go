@@ -42,6 +42,7 @@ type service struct {
 	app    *App
 	nats   *testkit.NATS
 	client deliveryv1.DeliveryServiceClient
+	conn   *grpc.ClientConn
 	http   *http.Client
 	stop   func() error
 }
@@ -77,6 +78,7 @@ func startServiceOn(t *testing.T, redisURL, redisPrefix string, extra ...string)
 	s := &service{
 		app: a, nats: n,
 		client: deliveryv1.NewDeliveryServiceClient(cc),
+		conn:   cc,
 		http:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second},
 	}
 	stopped := false
@@ -388,4 +390,41 @@ func TestPushReachesOnlyAttachedDevicesAndStoresNothing(t *testing.T) {
 
 	_, err = s.client.Push(ctx, &deliveryv1.PushRequest{Message: typing.GetMessage()})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+func TestRoomMembershipAndFanOutOverGRPC(t *testing.T) {
+	s := startService(t)
+	ctx := t.Context()
+	groups := deliveryv1.NewGroupServiceClient(s.conn)
+	gw := gatewayInbox(t, s.nats, "gw-1")
+	const room = "!general@localhost"
+	for _, u := range []string{alice.GetUser(), bob.GetUser()} {
+		resp, err := groups.AddMember(ctx, &deliveryv1.AddMemberRequest{Room: room, User: u})
+		require.NoError(t, err)
+		require.True(t, resp.GetAdded())
+	}
+	check, err := groups.CheckMember(ctx, &deliveryv1.CheckMemberRequest{Room: room, User: bob.GetUser()})
+	require.NoError(t, err)
+	require.True(t, check.GetRoomExists() && check.GetMember())
+	_, err = groups.AddMember(ctx, &deliveryv1.AddMemberRequest{Room: "general", User: bob.GetUser()})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "a room without its sigil")
+
+	_, err = s.client.Attach(ctx, &deliveryv1.AttachRequest{Device: bob, GatewayId: "gw-1", ConnectionId: "b1"})
+	require.NoError(t, err)
+	resp, err := s.client.Enqueue(ctx, &deliveryv1.EnqueueRequest{
+		Message:    &commonv1.Message{Id: "g1", Type: "group", From: alice.GetUser(), Dest: room},
+		Sender:     alice,
+		Recipients: []*deliveryv1.Recipient{{Room: room, ExcludeDevice: alice.GetDevice()}},
+		Receipt:    true,
+	})
+	require.NoError(t, err)
+	require.False(t, resp.GetDuplicate())
+	require.EqualValues(t, 1, resp.GetDevices(), "bob's device; alice has no other device")
+	require.Equal(t, "g1", next(t, gw).GetMessage().GetId())
+
+	_, err = s.client.Enqueue(ctx, &deliveryv1.EnqueueRequest{
+		Message:    &commonv1.Message{Id: "g2", Type: "group"},
+		Recipients: []*deliveryv1.Recipient{{Room: room, User: bob.GetUser()}},
+	})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "a recipient with both user and room")
 }

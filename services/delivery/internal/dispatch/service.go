@@ -72,8 +72,23 @@ func (s *Service) Enqueue(ctx context.Context, req *deliveryv1.EnqueueRequest) (
 	}
 	resp := &deliveryv1.EnqueueResponse{Duplicate: true}
 	for _, r := range req.GetRecipients() {
+		if room := r.GetRoom(); room != "" {
+			if r.GetUser() != "" {
+				return nil, status.Error(codes.InvalidArgument, "enqueue: a recipient names a user or a room, not both")
+			}
+			res, err := s.store.EnqueueRoom(ctx, msg, req.GetSender(), room, req.GetReceipt())
+			if err != nil {
+				return nil, storeErr("enqueue room", err)
+			}
+			if res.Members > 0 {
+				resp.Duplicate = false
+			}
+			resp.Devices += int32(min(res.Devices, 1<<30)) //nolint:gosec // clamped
+			s.pub.deadLetters(ctx, res.Dead)
+			continue
+		}
 		if r.GetUser() == "" {
-			return nil, status.Error(codes.InvalidArgument, "enqueue: recipient without user")
+			return nil, status.Error(codes.InvalidArgument, "enqueue: recipient without user or room")
 		}
 		res, err := s.store.Enqueue(ctx, msg, req.GetSender(), queue.Recipient{
 			User:          r.GetUser(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -660,6 +661,133 @@ func scenarioAttachedListsOnlineDevicesButTheExcluded(t *testing.T, newFixture m
 	equal(t, "after reconnect", ids(f.drain().Deliveries), nil)
 }
 
+const room = "!general@localhost"
+
+func scenarioRoomFansOutToMembersButTheSendingDevice(t *testing.T, newFixture maker) {
+	f := newFixture(t)
+	ctx := context.Background()
+	carol := "@carol@localhost"
+	for _, u := range []string{alicePhone.GetUser(), bobPhone.GetUser(), carol} {
+		added, err := f.store.AddMember(ctx, room, u)
+		if err != nil || !added {
+			t.Fatalf("add %s: %v, %v", u, added, err)
+		}
+	}
+	f.attach(alicePhone, "a1")
+	f.attach(aliceLaptop, "a2")
+	f.attach(bobPhone, "b1")
+	f.attach(bobLaptop, "b2")
+	f.drain()
+
+	res, err := f.store.EnqueueRoom(ctx, message("g1"), alicePhone, room, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Members != 3 || res.Devices != 3 {
+		t.Fatalf("fan-out: %+v (want 3 members; alice's laptop and bob's two devices)", res)
+	}
+	got := ids(f.drain().Deliveries)
+	sort.Strings(got)
+	equal(t, "fan-out", got, []string{"laptop:g1", "laptop:g1", "phone:g1"})
+
+	// The sender's own copy never owes a 300; another member's ack does.
+	if ack := f.ack(aliceLaptop, "g1"); len(ack.Receipts) != 0 {
+		t.Fatalf("the sender's copy owed a 300: %+v", ack)
+	}
+	if ack := f.ack(bobPhone, "g1"); len(ack.Receipts) != 1 {
+		t.Fatalf("a member's ack: %+v", ack)
+	}
+	// Carol had no device: the message waits for her first one.
+	f.attach(&commonv1.DeviceRef{User: carol, Device: "web"}, "c1")
+	equal(t, "carol", ids(f.drain().Deliveries), []string{"web:g1"})
+
+	// A resend reaches nobody again.
+	again, err := f.store.EnqueueRoom(ctx, message("g1"), alicePhone, room, true)
+	if err != nil || again.Members != 0 || again.Devices != 0 {
+		t.Fatalf("resend: %+v, %v", again, err)
+	}
+}
+
+func scenarioLargeRoomReachesEveryMember(t *testing.T, newFixture maker) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const n = 2*queue.FanoutBatch + 345
+	for i := range n {
+		u := fmt.Sprintf("@member-%04d@localhost", i)
+		if _, err := f.store.AddMember(ctx, room, u); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 { // some members have a device online
+			f.attach(&commonv1.DeviceRef{User: u, Device: "phone"}, "c")
+		}
+	}
+	f.drain()
+	res, err := f.store.EnqueueRoom(ctx, message("big"), alicePhone, room, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Members != n || res.Devices != (n+99)/100 {
+		t.Fatalf("fan-out to %d members: %+v", n, res)
+	}
+	if got := len(f.drain().Deliveries); got != (n+99)/100 {
+		t.Fatalf("%d devices pushed, want %d", got, (n+99)/100)
+	}
+}
+
+func scenarioMembership(t *testing.T, newFixture maker) {
+	f := newFixture(t)
+	ctx := context.Background()
+	exists, member, err := f.store.CheckMember(ctx, room, bobPhone.GetUser())
+	if err != nil || exists || member {
+		t.Fatalf("empty room: %v %v %v", exists, member, err)
+	}
+	for i := range 250 {
+		if _, err := f.store.AddMember(ctx, room, fmt.Sprintf("@u%03d@localhost", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if added, _ := f.store.AddMember(ctx, room, "@u000@localhost"); added {
+		t.Fatal("a second add reported new")
+	}
+	exists, member, err = f.store.CheckMember(ctx, room, "@u007@localhost")
+	if err != nil || !exists || !member {
+		t.Fatalf("member: %v %v %v", exists, member, err)
+	}
+	if _, member, _ = f.store.CheckMember(ctx, room, bobPhone.GetUser()); member {
+		t.Fatal("bob is not a member")
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 100 {
+			t.Fatal("listing never ends")
+		}
+		page, next, err := f.store.ListMembers(ctx, room, cursor, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			seen[m] = true
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != 250 {
+		t.Fatalf("listed %d members, want 250", len(seen))
+	}
+	if _, _, err := f.store.ListMembers(ctx, room, "not-a-cursor", 10); !errors.Is(err, queue.ErrBadCursor) {
+		t.Fatalf("bad cursor: %v", err)
+	}
+	if removed, err := f.store.RemoveMember(ctx, room, "@u007@localhost"); err != nil || !removed {
+		t.Fatalf("remove: %v %v", removed, err)
+	}
+	if removed, _ := f.store.RemoveMember(ctx, room, "@u007@localhost"); removed {
+		t.Fatal("a second remove reported removed")
+	}
+}
+
 // scenarios run on a single redis-server and on a three-master Redis
 // Cluster: every script must stay inside one hash slot.
 var scenarios = []struct {
@@ -684,6 +812,9 @@ var scenarios = []struct {
 	{"UndeliveredReportedOnceThenDelivered", scenarioUndeliveredReportedOnceThenDelivered},
 	{"AckedInTimeIsNeverReported", scenarioAckedInTimeIsNeverReported},
 	{"OnlyTheLeaseHolderDrains", scenarioOnlyTheLeaseHolderDrains},
+	{"RoomFansOutToMembersButTheSendingDevice", scenarioRoomFansOutToMembersButTheSendingDevice},
+	{"LargeRoomReachesEveryMember", scenarioLargeRoomReachesEveryMember},
+	{"Membership", scenarioMembership},
 	{"AttachedListsOnlineDevicesButTheExcluded", scenarioAttachedListsOnlineDevicesButTheExcluded},
 	{"WokenDeviceIsDrainedByTheNextOwner", scenarioWokenDeviceIsDrainedByTheNextOwner},
 	{"NewOwnerPushesInFlightFirstAfterACrash", scenarioNewOwnerPushesInFlightFirstAfterACrash},

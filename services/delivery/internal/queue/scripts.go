@@ -121,58 +121,91 @@ local function owned(B, token)
 end
 `
 
+// enqueueLua stores one message for one recipient user:
+// enqueue(B, u, dkey, ttl, id, body, suser, sdev, receipt, exclude, copy,
+// now, maxLen, maxAge, late, dead) returns duplicate (0/1) and devices.
+const enqueueLua = `
+local function enqueue(B, u, dkey, ttl, id, b, suser, sdev, receipt, exclude, copy, now, maxLen, maxAge, late, dead)
+  if not redis.call('SET', B .. 'd:' .. u .. ':' .. dkey, '1', 'NX', 'EX', ttl) then
+    return 1, 0
+  end
+  local devs = {}
+  for _, d in ipairs(redis.call('SMEMBERS', devskey(B, u))) do
+    if d ~= exclude then table.insert(devs, d) end
+  end
+  table.sort(devs)
+  if #devs == 0 and copy then
+    return 0, 0
+  end
+  local r = redis.call('INCR', B .. 'seq')
+  local e = 'm|' .. r .. '|' .. id
+  redis.call('HSET', B .. 'm:' .. r, 'body', b, 'user', u, 'suser', suser, 'sdev', sdev,
+    'receipt', receipt, 'holders', math.max(#devs, 1), 'queued', now)
+  if late > 0 and not copy then
+    redis.call('ZADD', B .. 'late', now + late, u .. SEP .. r)
+  end
+  if #devs == 0 then
+    -- Nobody to deliver to yet: the user's first device takes it. The
+    -- length limit holds here too; age is counted once a device has it.
+    local nd = B .. 'nodev:' .. u
+    redis.call('RPUSH', nd, e)
+    while maxLen > 0 and redis.call('LLEN', nd) > maxLen do
+      bury(B, u, '', redis.call('LPOP', nd), 'length', dead)
+    end
+    return 0, 0
+  end
+  for _, d in ipairs(devs) do
+    local q = qkey(B, u, d)
+    redis.call('RPUSH', q, e)
+    if maxAge > 0 then
+      redis.call('ZADD', B .. 'exp', now + maxAge, member(u, d, e))
+    end
+    while maxLen > 0 and redis.call('LLEN', q) > maxLen do
+      bury(B, u, d, redis.call('LPOP', q), 'length', dead)
+    end
+    ready(B, u, d)
+  end
+  return 0, #devs
+end
+`
+
 // enqueueScript stores one message for one recipient user.
 //
 // ARGV: B, user, dedupe key, dedupe ttl (s), message id, body, sender user,
 // sender device, receipt (0/1), excluded device, copy (0/1), now (ms),
 // max queue length (0: none), max age (ms, 0: none), undelivered delay
 // (ms, 0: none). Returns {duplicate, devices, dead letters}.
-var enqueueScript = redis.NewScript(commonLua + `
-local B, u, dkey, ttl, id, b = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local suser, sdev, receipt, exclude, copy = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11] == '1'
-local now, maxLen, maxAge, late = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-if not redis.call('SET', B .. 'd:' .. u .. ':' .. dkey, '1', 'NX', 'EX', ttl) then
-  return {1, 0, {}}
-end
-local devs = {}
-for _, d in ipairs(redis.call('SMEMBERS', devskey(B, u))) do
-  if d ~= exclude then table.insert(devs, d) end
-end
-table.sort(devs)
-if #devs == 0 and copy then
-  return {0, 0, {}}
-end
-local r = redis.call('INCR', B .. 'seq')
-local e = 'm|' .. r .. '|' .. id
-local holders = math.max(#devs, 1)
-redis.call('HSET', B .. 'm:' .. r, 'body', b, 'user', u, 'suser', suser, 'sdev', sdev,
-  'receipt', receipt, 'holders', holders, 'queued', now)
-if late > 0 and not copy then
-  redis.call('ZADD', B .. 'late', now + late, u .. SEP .. r)
-end
+var enqueueScript = redis.NewScript(commonLua + enqueueLua + `
 local dead = {}
-if #devs == 0 then
-  -- Nobody to deliver to yet: the user's first device takes it. The
-  -- length limit holds here too; age is counted once a device has it.
-  local nd = B .. 'nodev:' .. u
-  redis.call('RPUSH', nd, e)
-  while maxLen > 0 and redis.call('LLEN', nd) > maxLen do
-    bury(B, u, '', redis.call('LPOP', nd), 'length', dead)
+local dup, n = enqueue(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+  ARGV[9], ARGV[10], ARGV[11] == '1', tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), dead)
+return {dup, n, dead}
+`)
+
+// enqueueMembersScript stores one room message for the members of the room
+// that live in this shard. The sender's own other devices get a copy; every
+// other member gets it with the room's receipt flag.
+//
+// ARGV: B, dedupe key, dedupe ttl (s), message id, body, sender user,
+// sender device, receipt (0/1), now (ms), max queue length, max age (ms),
+// undelivered delay (ms), members….
+// Returns {members that were new, devices, dead letters}.
+var enqueueMembersScript = redis.NewScript(commonLua + enqueueLua + `
+local B, dkey, ttl, id, b, suser, sdev, receipt = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local now, maxLen, maxAge, late = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local dead, fresh, devices = {}, 0, 0
+for i = 13, #ARGV do
+  local u = ARGV[i]
+  local dup, n
+  if u == suser then
+    dup, n = enqueue(B, u, dkey, ttl, id, b, suser, sdev, '0', sdev, true, now, maxLen, maxAge, late, dead)
+  else
+    dup, n = enqueue(B, u, dkey, ttl, id, b, suser, sdev, receipt, '', false, now, maxLen, maxAge, late, dead)
   end
-  return {0, 0, dead}
+  if dup == 0 then fresh = fresh + 1 end
+  devices = devices + n
 end
-for _, d in ipairs(devs) do
-  local q = qkey(B, u, d)
-  redis.call('RPUSH', q, e)
-  if maxAge > 0 then
-    redis.call('ZADD', B .. 'exp', now + maxAge, member(u, d, e))
-  end
-  while maxLen > 0 and redis.call('LLEN', q) > maxLen do
-    bury(B, u, d, redis.call('LPOP', q), 'length', dead)
-  end
-  ready(B, u, d)
-end
-return {0, #devs, dead}
+return {fresh, devices, dead}
 `)
 
 // attachScript registers the device, binds it to a connection and queues it

@@ -32,7 +32,12 @@ type Recipient struct {
 	ExcludeDevice string `protobuf:"bytes,2,opt,name=exclude_device,json=excludeDevice,proto3" json:"exclude_device,omitempty"`
 	// copy marks the sender's own other devices: their acks never count for
 	// the sender's 300.
-	Copy          bool `protobuf:"varint,3,opt,name=copy,proto3" json:"copy,omitempty"`
+	Copy bool `protobuf:"varint,3,opt,name=copy,proto3" json:"copy,omitempty"`
+	// room, when set instead of user, fans the message out to every member
+	// of the room (a room ID !<room>@<server>): each member's devices but the
+	// sending device (exclude_device). The sender's own other devices get it
+	// as a copy; the 300 comes on the first ack of another member's device.
+	Room          string `protobuf:"bytes,4,opt,name=room,proto3" json:"room,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,6 +91,13 @@ func (x *Recipient) GetCopy() bool {
 		return x.Copy
 	}
 	return false
+}
+
+func (x *Recipient) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
 }
 
 // EnqueueRequest asks for one message to be queued.
@@ -636,11 +648,12 @@ var File_bachata_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_bachata_delivery_v1_delivery_proto_rawDesc = "" +
 	"\n" +
-	"\"bachata/delivery/v1/delivery.proto\x12\x13bachata.delivery.v1\x1a\x1fbachata/common/v1/message.proto\"Z\n" +
+	"\"bachata/delivery/v1/delivery.proto\x12\x13bachata.delivery.v1\x1a\x1fbachata/common/v1/message.proto\"n\n" +
 	"\tRecipient\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12%\n" +
 	"\x0eexclude_device\x18\x02 \x01(\tR\rexcludeDevice\x12\x12\n" +
-	"\x04copy\x18\x03 \x01(\bR\x04copy\"\xd6\x01\n" +
+	"\x04copy\x18\x03 \x01(\bR\x04copy\x12\x12\n" +
+	"\x04room\x18\x04 \x01(\tR\x04room\"\xd6\x01\n" +
 	"\x0eEnqueueRequest\x124\n" +
 	"\amessage\x18\x01 \x01(\v2\x1a.bachata.common.v1.MessageR\amessage\x124\n" +
 	"\x06sender\x18\x02 \x01(\v2\x1c.bachata.common.v1.DeviceRefR\x06sender\x12>\n" +
