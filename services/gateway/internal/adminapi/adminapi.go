@@ -38,6 +38,11 @@ type Options struct {
 	Token string
 	// Router routes server-created messages.
 	Router Router
+	// Groups keeps room membership; deliveryv1.GroupServiceClient.
+	Groups Groups
+	// ServerName completes bare names: "general" is !general@<server>,
+	// "bob" is @bob@<server>.
+	ServerName string
 	// Timeout bounds one call to a service.
 	Timeout time.Duration
 	// MaxBody bounds a request body in bytes.
@@ -50,6 +55,9 @@ type Options struct {
 func Register(mux *http.ServeMux, o Options) {
 	a := &api{o: o}
 	mux.Handle("POST /v1/messages", a.authorized(a.postMessage))
+	mux.Handle("PUT /v1/groups/{room}/members/{user}", a.authorized(a.putMember))
+	mux.Handle("DELETE /v1/groups/{room}/members/{user}", a.authorized(a.deleteMember))
+	mux.Handle("GET /v1/groups/{room}/members", a.authorized(a.listMembers))
 }
 
 type api struct{ o Options }

@@ -116,11 +116,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 	base, endCalls := context.WithCancel(context.WithoutCancel(ctx))
 	adminMux := obs.AdminMux(health, reg)
 	adminapi.Register(adminMux, adminapi.Options{
-		Token:   cfg.AdminToken,
-		Router:  peers.Router,
-		Timeout: cfg.RPCTimeout,
-		MaxBody: int64(cfg.MaxFrame),
-		Logger:  logger,
+		Token:      cfg.AdminToken,
+		Router:     peers.Router,
+		Groups:     deliveryv1.NewGroupServiceClient(deliveryCC),
+		ServerName: cfg.ServerName,
+		Timeout:    cfg.RPCTimeout,
+		MaxBody:    int64(cfg.MaxFrame),
+		Logger:     logger,
 	})
 	srv := ws.NewServer(base, ws.Options{
 		GatewayID:    cfg.GatewayID,
