@@ -247,3 +247,45 @@ func TestServerMessageThroughTheAdminAPI(t *testing.T) {
 	require.InDelta(t, 4100, out["errCode"], 0)
 	bob.quiet(300 * time.Millisecond)
 }
+
+// TestGroupFansOutToMembersWithOne300: members are managed on the admin
+// API; a group message reaches every member's devices but the sending one,
+// the sender's 300 comes once, and a non-member is refused with 4102.
+func TestGroupFansOutToMembersWithOne300(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	base := "http://" + e.suite.Gateways()[0].HTTPAddr + "/v1/groups/general/members/"
+	for _, u := range []string{"alice", "bob", "carol"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, base+u, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusCreated, resp.StatusCode, u)
+	}
+	aliceTok := token(t, secret, "alice")
+	phone := dial(t, e.gw(0), aliceTok, "phone")
+	laptop := dial(t, e.gw(1), aliceTok, "laptop")
+	bob := dial(t, e.gw(1), token(t, secret, "bob"), "desk")
+	carol := dial(t, e.gw(0), token(t, secret, "carol"), "tablet")
+	mallory := dial(t, e.gw(0), token(t, secret, "mallory"), "pc")
+
+	phone.send(map[string]any{"id": "g1", "type": "group", "dest": "!general@localhost", "data": map[string]string{"text": "hello all"}})
+	phone.expectTransport(100, "g1")
+	for _, c := range []*client{laptop, bob, carol} {
+		f := c.expectMessage("g1")
+		require.Equal(t, entity("alice"), f.From)
+		require.Equal(t, "!general@localhost", f.Dest)
+	}
+	laptop.ack("g1")
+	bob.ack("g1")
+	carol.ack("g1")
+	phone.expectTransport(300, "g1")
+	phone.quiet(500 * time.Millisecond)
+
+	mallory.send(map[string]any{"id": "g2", "type": "group", "dest": "!general@localhost", "data": map[string]string{"text": "let me in"}})
+	f := mallory.expect("not a member", func(f frame) bool { return f.dataType() == "group:error" && f.ID == "g2" })
+	require.Equal(t, 4102, f.errCode())
+	bob.quiet(300 * time.Millisecond)
+}

@@ -53,8 +53,8 @@ type Decision struct {
 
 // Delivery is who receives a message a route decided to deliver.
 type Delivery struct {
-	// Recipients are the users to fan out to, each with the device to leave
-	// out and whether it is the sender's own copy.
+	// Recipients are the users, or rooms, to fan out to, each with the
+	// device to leave out and whether it is the sender's own copy.
 	Recipients []*deliveryv1.Recipient
 	// Receipt asks for a 300 to the sender when the first device of a
 	// recipient that is not a copy acks.
@@ -123,7 +123,8 @@ func (d Decision) check() error {
 			return ErrBadDecision
 		}
 		for _, r := range d.delivery.Recipients {
-			if r.GetUser() == "" {
+			// Each recipient names a user or a room, never both.
+			if (r.GetUser() == "") == (r.GetRoom() == "") {
 				return ErrBadDecision
 			}
 		}

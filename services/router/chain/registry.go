@@ -36,7 +36,7 @@ type File struct {
 
 // DefaultSpecs is the chain used when no routes file is given.
 func DefaultSpecs() []Spec {
-	return []Spec{{Route: "handshake"}, {Route: "ephemeral"}, {Route: "app"}, {Route: "direct"}}
+	return []Spec{{Route: "handshake"}, {Route: "ephemeral"}, {Route: "app"}, {Route: "group"}, {Route: "direct"}}
 }
 
 // NeedsNATS reports whether a chain of specs has a route that talks to
@@ -79,6 +79,9 @@ type Deps struct {
 	NATS Requester
 	// Subjects names the NATS subjects.
 	Subjects natsx.Subjects
+	// Members checks room membership (the "group" route); the delivery
+	// service's GroupService.
+	Members MemberChecker
 	// Extra carries dependencies of routes registered by embedders, by a
 	// key they choose.
 	Extra map[string]any
@@ -101,7 +104,8 @@ var ErrUnknownRoute = errors.New("chain: unknown route")
 //   - "handshake": no options;
 //   - "direct": no options;
 //   - "ephemeral": {"types": ["typing", …]} (default DefaultEphemeralTypes);
-//   - "app": {"timeout": "5s"} (default DefaultAppTimeout); needs Deps.NATS.
+//   - "app": {"timeout": "5s"} (default DefaultAppTimeout); needs Deps.NATS;
+//   - "group": no options; needs Deps.Members.
 func NewRegistry() *Registry {
 	r := &Registry{factories: make(map[string]Factory)}
 	r.factories["handshake"] = func(_ Deps, o json.RawMessage) (Route, error) {
@@ -118,6 +122,12 @@ func NewRegistry() *Registry {
 			return nil, fmt.Errorf("ephemeral: %w", err)
 		}
 		return NewEphemeral(d.ServerName, opts.Types...)
+	}
+	r.factories["group"] = func(d Deps, o json.RawMessage) (Route, error) {
+		if d.Members == nil {
+			return nil, errors.New("group: needs the membership service")
+		}
+		return NewGroup(d.ServerName, d.Members), noOptions("group", o)
 	}
 	r.factories["app"] = func(d Deps, o json.RawMessage) (Route, error) {
 		opts := struct {

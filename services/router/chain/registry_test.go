@@ -64,9 +64,9 @@ func (noRequests) RequestMsgWithContext(context.Context, *nats.Msg) (*nats.Msg, 
 
 func TestDefaultChain(t *testing.T) {
 	require.True(t, chain.NeedsNATS(chain.DefaultSpecs()))
-	c, err := chain.NewRegistry().Build(chain.Deps{ServerName: "localhost", NATS: noRequests{}}, chain.DefaultSpecs())
+	c, err := chain.NewRegistry().Build(chain.Deps{ServerName: "localhost", NATS: noRequests{}, Members: &rooms{}}, chain.DefaultSpecs())
 	require.NoError(t, err)
-	require.Equal(t, []string{"handshake", "ephemeral", "app", "direct"}, c.Names())
+	require.Equal(t, []string{"handshake", "ephemeral", "app", "group", "direct"}, c.Names())
 
 	_, err = chain.NewRegistry().Build(chain.Deps{ServerName: "localhost"}, chain.DefaultSpecs())
 	require.ErrorContains(t, err, "needs a NATS connection")

@@ -56,7 +56,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, routes *ch
 	if a.delivery, err = grpcx.Dial(cfg.DeliveryAddr); err != nil {
 		return nil, fmt.Errorf("router: delivery client: %w", err)
 	}
-	deps := chain.Deps{ServerName: cfg.ServerName, Logger: logger, Subjects: natsx.Subjects{Prefix: cfg.NATSPrefix}}
+	deps := chain.Deps{
+		ServerName: cfg.ServerName,
+		Logger:     logger,
+		Subjects:   natsx.Subjects{Prefix: cfg.NATSPrefix},
+		Members:    deliveryv1.NewGroupServiceClient(a.delivery),
+	}
 	if chain.NeedsNATS(cfg.Routes) {
 		if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "router", logger); err != nil {
 			return nil, fmt.Errorf("router: %w", err)
