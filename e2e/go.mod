@@ -2,14 +2,19 @@ module github.com/bachata-chat/bachata/e2e
 
 go 1.26.0
 
-replace github.com/bachata-chat/bachata/libs => ../libs
+replace (
+	github.com/bachata-chat/bachata/libs => ../libs
+	github.com/bachata-chat/bachata/proto/gen/go => ../proto/gen/go
+)
 
 require (
 	github.com/bachata-chat/bachata/libs v0.0.0-00010101000000-000000000000
+	github.com/bachata-chat/bachata/proto/gen/go v0.0.0-00010101000000-000000000000
 	github.com/coder/websocket v1.8.15
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/nats-io/nats.go v1.55.0
 	github.com/stretchr/testify v1.12.1
+	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -26,6 +31,10 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )

@@ -2,7 +2,9 @@ package chain
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,7 +62,8 @@ func (c *Chain) Add(r Route) error {
 
 // Remove takes the named route out of the chain, keeping the others in
 // order, and reports whether it was there. Messages already running through
-// the chain may still reach it.
+// the chain may still reach it, so Remove does not close it (see Close):
+// that is the caller's to do once they are done.
 func (c *Chain) Remove(name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -72,6 +75,37 @@ func (c *Chain) Remove(name string) bool {
 	next := slices.Delete(slices.Clone(old), i, i+1)
 	c.routes.Store(&next)
 	return true
+}
+
+// Close closes every route in the chain that implements io.Closer, an
+// optional capability checked here (a hook route closes the connection it
+// dialed), last route first, and returns their errors joined. Call it once
+// the chain runs no more messages: a route may fail after it. Close on a
+// nil Chain does nothing, so cleanup code need not check that one was
+// built.
+func (c *Chain) Close() error {
+	if c == nil {
+		return nil
+	}
+	routes := *c.routes.Load()
+	rs := make([]Route, len(routes))
+	for i, e := range routes {
+		rs[i] = e.route
+	}
+	return closeRoutes(rs)
+}
+
+// closeRoutes closes the routes that implement io.Closer, last first.
+func closeRoutes(routes []Route) error {
+	var errs []error
+	for _, r := range slices.Backward(routes) {
+		if cl, ok := r.(io.Closer); ok {
+			if err := cl.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Names lists the routes in chain order.

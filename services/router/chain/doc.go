@@ -49,4 +49,26 @@
 // dependency failed); the message is then not accepted and the sender may
 // resend it. Wrap ErrUnavailable when a resend can succeed later. Mistakes
 // in the message itself are a Reject, never an error.
+//
+// # Writing a route hook
+//
+// A route in another language, or another process, is a gRPC server of
+// bachata.hook.v1.RouteHookService (proto/bachata/hook/v1/hook.proto)
+// listed in the routes file as a "hook" route, which Hook turns into a
+// Route:
+//
+//	{"route": "hook", "options": {"name": "polls", "target": "polls:9090",
+//	  "types": ["poll"], "timeout": "200ms", "failure": "closed"}}
+//
+// Its Process gets the message, with from and time stamped, and the sending
+// device (none for a system message), and answers one decision: pass,
+// reply, reject (a code in 10000-19999 or from libs/protocol's table) or
+// deliver (user or room recipients), as above. List the types it owns so
+// other messages skip the call, answer well within the timeout, and expect
+// a message more than once (the router retries, senders resend). A call
+// that fails, times out or answers a decision the router cannot carry out
+// is logged; with "failure": "closed" (the default) the message is then not
+// accepted and the sender resends it, with "open" the hook is skipped as if
+// it passed. The router closes the hook's connection when it stops
+// (Chain.Close).
 package chain

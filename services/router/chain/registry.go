@@ -105,7 +105,11 @@ var ErrUnknownRoute = errors.New("chain: unknown route")
 //   - "direct": no options;
 //   - "ephemeral": {"types": ["typing", …]} (default DefaultEphemeralTypes);
 //   - "app": {"timeout": "5s"} (default DefaultAppTimeout); needs Deps.NATS;
-//   - "group": no options; needs Deps.Members.
+//   - "group": no options; needs Deps.Members;
+//   - "hook": {"name": "spam-filter", "target": "host:port", "types": […],
+//     "timeout": "200ms", "failure": "closed"|"open"}, a Hook calling a
+//     RouteHookService; name and target are required, the rest default as
+//     in NewHook. A chain may hold several, each with its own name.
 func NewRegistry() *Registry {
 	r := &Registry{factories: make(map[string]Factory)}
 	r.factories["handshake"] = func(_ Deps, o json.RawMessage) (Route, error) {
@@ -129,6 +133,7 @@ func NewRegistry() *Registry {
 		}
 		return NewGroup(d.ServerName, d.Members), noOptions("group", o)
 	}
+	r.factories["hook"] = newHookRoute
 	r.factories["app"] = func(d Deps, o json.RawMessage) (Route, error) {
 		opts := struct {
 			Timeout string `json:"timeout"`
@@ -172,7 +177,7 @@ func (r *Registry) Names() []string {
 }
 
 // Build assembles a chain from specs, in order, reporting every bad spec
-// at once.
+// at once. When it fails, it closes the routes it built (see Chain.Close).
 func (r *Registry) Build(deps Deps, specs []Spec) (*Chain, error) {
 	var (
 		routes []Route
@@ -192,9 +197,13 @@ func (r *Registry) Build(deps Deps, specs []Spec) (*Chain, error) {
 		routes = append(routes, route)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, errors.Join(err, closeRoutes(routes))
 	}
-	return New(routes...)
+	c, err := New(routes...)
+	if err != nil {
+		return nil, errors.Join(err, closeRoutes(routes))
+	}
+	return c, nil
 }
 
 // DecodeOptions decodes a route's options into v strictly (unknown fields

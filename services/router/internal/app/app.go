@@ -148,6 +148,7 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) close() {
+	_ = a.chain.Close() // hook routes' connections; a nil chain (New failed early) is fine
 	if a.delivery != nil {
 		_ = a.delivery.Close()
 	}
