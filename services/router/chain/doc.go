@@ -40,10 +40,18 @@
 //		return chain.Reply(reply), nil
 //	}
 //
-// and is added where the router is wired, before or after the built-in
-// routes depending on which should see a type first:
+// To run it, a custom router binary registers a factory for it and runs
+// the router (package routerd; examples/profanity-router is a complete
+// one), and the routes file places it before or after the built-in routes,
+// depending on which should see a type first:
 //
-//	c, err := chain.New(chain.NewHandshake(), Echo{}, chain.NewDirect(serverName))
+//	reg := chain.NewRegistry()
+//	_ = reg.Register("echo", func(chain.Deps, json.RawMessage) (chain.Route, error) { return Echo{}, nil })
+//	err := routerd.Run(ctx, os.Args, os.Getenv, os.Stderr, reg)
+//
+// with BACHATA_ROUTES_FILE holding
+// {"routes":[{"route":"handshake"},{"route":"echo"},{"route":"direct"}]}.
+// Tests build chains directly: chain.New(chain.NewHandshake(), Echo{}).
 //
 // Return an error from Process only when the route could not decide (a
 // dependency failed); the message is then not accepted and the sender may
