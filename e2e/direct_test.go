@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -220,17 +219,8 @@ func TestServerMessageThroughTheAdminAPI(t *testing.T) {
 	t.Parallel()
 	e := startSuite(t, 1)
 	bob := dial(t, e.gw(0), token(t, secret, "bob"), "laptop")
-	admin := "http://" + e.suite.Gateways()[0].HTTPAddr + "/v1/messages"
 	post := func(tok, body string) (int, map[string]any) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, admin, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer func() { _ = resp.Body.Close() }()
-		var out map[string]any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
-		return resp.StatusCode, out
+		return e.admin(t, tok, http.MethodPost, "/v1/messages", body)
 	}
 
 	code, out := post(adminToken, `{"id":"sys-1","type":"direct","dest":"bob","data":{"text":"maintenance at noon"}}`)
@@ -254,15 +244,9 @@ func TestServerMessageThroughTheAdminAPI(t *testing.T) {
 func TestGroupFansOutToMembersWithOne300(t *testing.T) {
 	t.Parallel()
 	e := startSuite(t, 2)
-	base := "http://" + e.suite.Gateways()[0].HTTPAddr + "/v1/groups/general/members/"
 	for _, u := range []string{"alice", "bob", "carol"} {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, base+u, nil)
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		require.NoError(t, resp.Body.Close())
-		require.Equal(t, http.StatusCreated, resp.StatusCode, u)
+		code, out := e.admin(t, adminToken, http.MethodPut, "/v1/groups/general/members/"+u, "")
+		require.Equal(t, http.StatusCreated, code, "%s: %v", u, out)
 	}
 	aliceTok := token(t, secret, "alice")
 	phone := dial(t, e.gw(0), aliceTok, "phone")

@@ -40,6 +40,8 @@ type Options struct {
 	Router Router
 	// Groups keeps room membership; deliveryv1.GroupServiceClient.
 	Groups Groups
+	// Presence answers who is online; presencev1.PresenceServiceClient.
+	Presence Presence
 	// ServerName completes bare names: "general" is !general@<server>,
 	// "bob" is @bob@<server>.
 	ServerName string
@@ -58,6 +60,7 @@ func Register(mux *http.ServeMux, o Options) {
 	mux.Handle("PUT /v1/groups/{room}/members/{user}", a.authorized(a.putMember))
 	mux.Handle("DELETE /v1/groups/{room}/members/{user}", a.authorized(a.deleteMember))
 	mux.Handle("GET /v1/groups/{room}/members", a.authorized(a.listMembers))
+	mux.Handle("GET /v1/presence/{user}", a.authorized(a.getPresence))
 }
 
 type api struct{ o Options }

@@ -119,6 +119,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 		Token:      cfg.AdminToken,
 		Router:     peers.Router,
 		Groups:     deliveryv1.NewGroupServiceClient(deliveryCC),
+		Presence:   peers.Presence,
 		ServerName: cfg.ServerName,
 		Timeout:    cfg.RPCTimeout,
 		MaxBody:    int64(cfg.MaxFrame),

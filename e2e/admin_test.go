@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// admin calls the admin API of gateway 0 with tok and returns the status
+// and the decoded JSON body.
+func (e *env) admin(t *testing.T, tok, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+e.suite.Gateways()[0].HTTPAddr+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
+}
+
+// TestPresenceOnTheAdminAPI: GET /v1/presence/{user} tells the devices and
+// gateways of a user online, and when a user was last seen.
+func TestPresenceOnTheAdminAPI(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	bob := dial(t, e.gw(1), token(t, secret, "bob"), "laptop")
+
+	code, out := e.admin(t, adminToken, http.MethodGet, "/v1/presence/bob", "")
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.Equal(t, "@bob@localhost", out["user"])
+	require.Equal(t, true, out["online"])
+	devices, ok := out["devices"].([]any)
+	require.True(t, ok)
+	require.Len(t, devices, 1)
+	d := devices[0].(map[string]any)
+	require.Equal(t, "laptop", d["device"])
+	require.Equal(t, e.suite.Gateways()[1].GatewayID, d["gateway"])
+	require.Positive(t, d["since"])
+
+	bob.close()
+	require.Eventually(t, func() bool {
+		_, out := e.admin(t, adminToken, http.MethodGet, "/v1/presence/%40bob%40localhost", "")
+		return out["online"] == false && out["lastSeen"] != nil
+	}, waitFor, 50*time.Millisecond, "bob offline with a last-seen time")
+
+	code, _ = e.admin(t, adminToken, http.MethodGet, "/v1/presence/Not%20A%20User", "")
+	require.Equal(t, http.StatusBadRequest, code)
+	code, _ = e.admin(t, "wrong-token", http.MethodGet, "/v1/presence/bob", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+}
