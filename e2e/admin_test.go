@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 )
 
@@ -59,4 +60,36 @@ func TestPresenceOnTheAdminAPI(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	code, _ = e.admin(t, "wrong-token", http.MethodGet, "/v1/presence/bob", "")
 	require.Equal(t, http.StatusUnauthorized, code)
+}
+
+// TestKickClosesTheUsersConnectionsAndLosesNothing: DELETE
+// /v1/users/{user}/connections closes the user's connections on every
+// gateway with 1008 "kicked" (?device= one device only); what was queued
+// for them comes on the next connection.
+func TestKickClosesTheUsersConnectionsAndLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := startSuite(t, 2)
+	bobTok := token(t, secret, "bob")
+	laptop := dial(t, e.gw(0), bobTok, "laptop")
+	phone := dial(t, e.gw(1), bobTok, "phone")
+
+	code, out := e.admin(t, adminToken, http.MethodDelete, "/v1/users/bob/connections?device=laptop", "")
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.InDelta(t, 1, out["devices"], 0)
+	status, reason := laptop.closedWith()
+	require.Equal(t, websocket.StatusPolicyViolation, status)
+	require.Equal(t, "kicked", reason)
+	phone.send(map[string]int{"type": 1001}) // the phone is still connected
+	phone.expectTransport(1002, "")
+
+	alice := dial(t, e.gw(0), token(t, secret, "alice"), "phone")
+	code, out = e.admin(t, adminToken, http.MethodDelete, "/v1/users/%40bob%40localhost/connections", "")
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	status, _ = phone.closedWith()
+	require.Equal(t, websocket.StatusPolicyViolation, status)
+
+	alice.direct("m-after-kick", "bob", "still here")
+	alice.expectTransport(100, "m-after-kick")
+	again := dial(t, e.gw(0), bobTok, "phone")
+	again.expectMessage("m-after-kick")
 }

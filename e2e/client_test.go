@@ -72,7 +72,9 @@ type client struct {
 	conn   *websocket.Conn
 	frames chan frame
 	done   chan struct{}
-	ready  frame
+	// closeErr is why the connection ended, once done is closed.
+	closeErr error
+	ready    frame
 }
 
 func token(t testing.TB, secret, user string) string {
@@ -115,6 +117,7 @@ func (c *client) readLoop() {
 	for {
 		_, b, err := c.conn.Read(context.Background())
 		if err != nil {
+			c.closeErr = err
 			return
 		}
 		var f frame
@@ -130,6 +133,20 @@ func (c *client) readLoop() {
 		}
 		c.frames <- f
 	}
+}
+
+// closedWith waits for the server to close the connection and returns the
+// close code and reason.
+func (c *client) closedWith() (websocket.StatusCode, string) {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(waitFor):
+		c.t.Fatalf("connection still open after %s", waitFor)
+	}
+	var ce websocket.CloseError
+	require.ErrorAs(c.t, c.closeErr, &ce)
+	return ce.Code, ce.Reason
 }
 
 func (c *client) close() {

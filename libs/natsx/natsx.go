@@ -63,6 +63,12 @@ func (s Subjects) GatewayDeliveries(gatewayID string) string {
 	return s.p() + ".gateway." + gatewayID + ".deliver"
 }
 
+// GatewayKick is where the admin API asks one gateway to close a user's
+// connections (payload eventsv1.Kick).
+func (s Subjects) GatewayKick(gatewayID string) string {
+	return s.p() + ".gateway." + gatewayID + ".kick"
+}
+
 // PresenceChanged is where presence publishes a user's status changes
 // (payload eventsv1.PresenceChanged). The user entity is hashed into a token
 // because entity IDs contain characters that are not subject-safe.

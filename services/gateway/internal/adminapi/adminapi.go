@@ -42,6 +42,10 @@ type Options struct {
 	Groups Groups
 	// Presence answers who is online; presencev1.PresenceServiceClient.
 	Presence Presence
+	// NATS carries kicks to the gateways holding a user's connections.
+	NATS Publisher
+	// NATSPrefix starts every subject.
+	NATSPrefix string
 	// ServerName completes bare names: "general" is !general@<server>,
 	// "bob" is @bob@<server>.
 	ServerName string
@@ -61,6 +65,7 @@ func Register(mux *http.ServeMux, o Options) {
 	mux.Handle("DELETE /v1/groups/{room}/members/{user}", a.authorized(a.deleteMember))
 	mux.Handle("GET /v1/groups/{room}/members", a.authorized(a.listMembers))
 	mux.Handle("GET /v1/presence/{user}", a.authorized(a.getPresence))
+	mux.Handle("DELETE /v1/users/{user}/connections", a.authorized(a.deleteConnections))
 }
 
 type api struct{ o Options }

@@ -48,6 +48,8 @@ type App struct {
 	presence  presencev1.PresenceServiceClient
 	ws        *ws.Server
 	subject   string
+	// kickSubject carries the admin API's kicks for this gateway.
+	kickSubject string
 	// endCalls cancels the base context of every peer call: the hard stop
 	// once shutdown is over.
 	endCalls context.CancelFunc
@@ -120,6 +122,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 		Router:     peers.Router,
 		Groups:     deliveryv1.NewGroupServiceClient(deliveryCC),
 		Presence:   peers.Presence,
+		NATS:       nc,
+		NATSPrefix: cfg.NATSPrefix,
 		ServerName: cfg.ServerName,
 		Timeout:    cfg.RPCTimeout,
 		MaxBody:    int64(cfg.MaxFrame),
@@ -150,20 +154,21 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 	reg.MustRegister(hbFailures)
 
 	return &App{
-		cfg:        cfg,
-		log:        logger,
-		health:     health,
-		metrics:    reg,
-		wsHTTP:     obs.NewHTTPServer(wsLis, srv.Handler(), cfg.ShutdownTimeout),
-		listeners:  []net.Listener{wsLis, adminLis},
-		admin:      obs.NewHTTPServer(adminLis, adminMux, cfg.ShutdownTimeout),
-		nc:         nc,
-		grpc:       conns,
-		presence:   peers.Presence,
-		ws:         srv,
-		subject:    natsx.Subjects{Prefix: cfg.NATSPrefix}.GatewayDeliveries(cfg.GatewayID),
-		endCalls:   endCalls,
-		hbFailures: hbFailures,
+		cfg:         cfg,
+		log:         logger,
+		health:      health,
+		metrics:     reg,
+		wsHTTP:      obs.NewHTTPServer(wsLis, srv.Handler(), cfg.ShutdownTimeout),
+		listeners:   []net.Listener{wsLis, adminLis},
+		admin:       obs.NewHTTPServer(adminLis, adminMux, cfg.ShutdownTimeout),
+		nc:          nc,
+		grpc:        conns,
+		presence:    peers.Presence,
+		ws:          srv,
+		subject:     natsx.Subjects{Prefix: cfg.NATSPrefix}.GatewayDeliveries(cfg.GatewayID),
+		kickSubject: natsx.Subjects{Prefix: cfg.NATSPrefix}.GatewayKick(cfg.GatewayID),
+		endCalls:    endCalls,
+		hbFailures:  hbFailures,
 	}, nil
 }
 
@@ -185,6 +190,10 @@ func (a *App) Run(ctx context.Context) error {
 	sub, err := a.nc.Subscribe(a.subject, a.onDeliveries)
 	if err != nil {
 		return fmt.Errorf("nats subscribe %s: %w", a.subject, err)
+	}
+	kicks, err := a.nc.Subscribe(a.kickSubject, a.onKick)
+	if err != nil {
+		return fmt.Errorf("nats subscribe %s: %w", a.kickSubject, err)
 	}
 	if err := a.nc.FlushTimeout(a.cfg.RPCTimeout); err != nil {
 		return fmt.Errorf("nats subscribe %s: flush: %w", a.subject, err)
@@ -245,8 +254,10 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.ws.Drain(sctx); err != nil {
 		a.log.WarnContext(ctx, "websocket drain cut short", "err", err)
 	}
-	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		a.log.WarnContext(ctx, "nats unsubscribe failed", "err", err)
+	for _, s := range []*nats.Subscription{sub, kicks} {
+		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			a.log.WarnContext(ctx, "nats unsubscribe failed", "subject", s.Subject, "err", err)
+		}
 	}
 	endLife()
 	<-adminStopped
@@ -284,6 +295,16 @@ func (a *App) onDeliveries(m *nats.Msg) {
 		return
 	}
 	a.ws.Deliver(batch)
+}
+
+// onKick closes the connections a Kick names.
+func (a *App) onKick(m *nats.Msg) {
+	var k eventsv1.Kick
+	if err := proto.Unmarshal(m.Data, &k); err != nil || k.GetUser() == "" {
+		a.log.Error("kick not decodable", "subject", m.Subject, "bytes", len(m.Data), "err", err)
+		return
+	}
+	a.ws.Kick(k.GetUser(), k.GetDevice())
 }
 
 // millis is d in whole milliseconds, at least 1.

@@ -100,3 +100,22 @@ func (s *Server) Reannounce(ctx context.Context) error {
 	s.log.InfoContext(ctx, "websocket connections reannounced", "connections", len(clients), "failed", failed.Load())
 	return nil
 }
+
+// Kick closes the connections this gateway holds for user (only device's
+// when device is set) with 1008 "kicked", and reports how many it closed.
+// Their close paths detach them as usual, so nothing queued is lost.
+func (s *Server) Kick(user, device string) int {
+	n := 0
+	for _, c := range s.reg.Snapshot() {
+		k := c.Key()
+		if k.User != user || (device != "" && k.Device != device) {
+			continue
+		}
+		c.close(wsio.ClosePolicyViolation, "kicked")
+		n++
+	}
+	if n > 0 {
+		s.log.Info("connections kicked", "user", user, "device", device, "connections", n)
+	}
+	return n
+}

@@ -414,6 +414,63 @@ func (x *DeviceConnection) GetConnectionId() string {
 	return ""
 }
 
+// Kick is published on a gateway's kick subject by the admin API: the
+// gateway closes the user's connections it holds (close code 1008,
+// reason "kicked").
+type Kick struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the entity ID whose connections close.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// device limits the kick to one device; empty closes every device.
+	Device        string `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Kick) Reset() {
+	*x = Kick{}
+	mi := &file_bachata_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Kick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Kick) ProtoMessage() {}
+
+func (x *Kick) ProtoReflect() protoreflect.Message {
+	mi := &file_bachata_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Kick.ProtoReflect.Descriptor instead.
+func (*Kick) Descriptor() ([]byte, []int) {
+	return file_bachata_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Kick) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Kick) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
 var File_bachata_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_bachata_events_v1_events_proto_rawDesc = "" +
@@ -445,7 +502,10 @@ const file_bachata_events_v1_events_proto_rawDesc = "" +
 	"\vconnections\x18\x02 \x03(\v2#.bachata.events.v1.DeviceConnectionR\vconnections\"m\n" +
 	"\x10DeviceConnection\x124\n" +
 	"\x06device\x18\x01 \x01(\v2\x1c.bachata.common.v1.DeviceRefR\x06device\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionIdB\xd3\x01\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"2\n" +
+	"\x04Kick\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06deviceB\xd3\x01\n" +
 	"\x15com.bachata.events.v1B\vEventsProtoP\x01ZGgithub.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1;eventsv1\xa2\x02\x03BEX\xaa\x02\x11Bachata.Events.V1\xca\x02\x11Bachata\\Events\\V1\xe2\x02\x1dBachata\\Events\\V1\\GPBMetadata\xea\x02\x13Bachata::Events::V1b\x06proto3"
 
 var (
@@ -460,7 +520,7 @@ func file_bachata_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_bachata_events_v1_events_proto_rawDescData
 }
 
-var file_bachata_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_bachata_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_bachata_events_v1_events_proto_goTypes = []any{
 	(*DeliveryBatch)(nil),    // 0: bachata.events.v1.DeliveryBatch
 	(*Delivery)(nil),         // 1: bachata.events.v1.Delivery
@@ -468,16 +528,17 @@ var file_bachata_events_v1_events_proto_goTypes = []any{
 	(*PresenceChanged)(nil),  // 3: bachata.events.v1.PresenceChanged
 	(*GatewayDown)(nil),      // 4: bachata.events.v1.GatewayDown
 	(*DeviceConnection)(nil), // 5: bachata.events.v1.DeviceConnection
-	(*v1.DeviceRef)(nil),     // 6: bachata.common.v1.DeviceRef
-	(*v1.Message)(nil),       // 7: bachata.common.v1.Message
+	(*Kick)(nil),             // 6: bachata.events.v1.Kick
+	(*v1.DeviceRef)(nil),     // 7: bachata.common.v1.DeviceRef
+	(*v1.Message)(nil),       // 8: bachata.common.v1.Message
 }
 var file_bachata_events_v1_events_proto_depIdxs = []int32{
 	1, // 0: bachata.events.v1.DeliveryBatch.deliveries:type_name -> bachata.events.v1.Delivery
-	6, // 1: bachata.events.v1.Delivery.device:type_name -> bachata.common.v1.DeviceRef
-	7, // 2: bachata.events.v1.Delivery.message:type_name -> bachata.common.v1.Message
+	7, // 1: bachata.events.v1.Delivery.device:type_name -> bachata.common.v1.DeviceRef
+	8, // 2: bachata.events.v1.Delivery.message:type_name -> bachata.common.v1.Message
 	2, // 3: bachata.events.v1.Delivery.receipt:type_name -> bachata.events.v1.Receipt
 	5, // 4: bachata.events.v1.GatewayDown.connections:type_name -> bachata.events.v1.DeviceConnection
-	6, // 5: bachata.events.v1.DeviceConnection.device:type_name -> bachata.common.v1.DeviceRef
+	7, // 5: bachata.events.v1.DeviceConnection.device:type_name -> bachata.common.v1.DeviceRef
 	6, // [6:6] is the sub-list for method output_type
 	6, // [6:6] is the sub-list for method input_type
 	6, // [6:6] is the sub-list for extension type_name
@@ -500,7 +561,7 @@ func file_bachata_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bachata_events_v1_events_proto_rawDesc), len(file_bachata_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
