@@ -8,8 +8,9 @@ import (
 )
 
 // Handshake answers the DIMP handshake on the sending connection. The
-// connection's session key is issued by the gateway (the ready frame
-// carries it), so the handshake only confirms it:
+// connection's session key is settled before any message: presence issues
+// it, or resumes the one the client presented when connecting, and the
+// ready frame carries it. So the handshake only confirms it:
 //
 //   - {"title":"Hello world!","session":"<the connection's key>"} is
 //     accepted: {"title":"DIM!","session":"<key>"};

@@ -25,12 +25,19 @@ func connection(d *commonv1.DeviceRef, gateway, id string) lease.Connection {
 	return lease.Connection{User: d.GetUser(), Device: d.GetDevice(), Gateway: gateway, ID: id}
 }
 
-// Connect records a device as online on a gateway.
+// Connect opens the device's session, then records it as online on a
+// gateway. The session comes first so a failure there publishes no
+// presence change.
 func (s *api) Connect(ctx context.Context, req *presencev1.ConnectRequest) (*presencev1.ConnectResponse, error) {
-	if err := s.tracker.Connect(ctx, connection(req.GetDevice(), req.GetGatewayId(), req.GetConnectionId())); err != nil {
+	c := connection(req.GetDevice(), req.GetGatewayId(), req.GetConnectionId())
+	sess, err := s.tracker.OpenSession(ctx, c.User, c.Device, req.GetResumeSession())
+	if err != nil {
 		return nil, statusOf(err)
 	}
-	return &presencev1.ConnectResponse{}, nil
+	if err := s.tracker.Connect(ctx, c); err != nil {
+		return nil, statusOf(err)
+	}
+	return &presencev1.ConnectResponse{SessionKey: sess.Key, Resumed: sess.Resumed}, nil
 }
 
 // Disconnect records a device's connection as closed.

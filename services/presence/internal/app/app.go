@@ -64,6 +64,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		Prefix:       cfg.RedisPrefix,
 		Subjects:     natsx.Subjects{Prefix: cfg.NATSPrefix},
 		DefaultLease: cfg.Lease,
+		SessionTTL:   cfg.SessionTTL,
 		Logger:       logger,
 		Registerer:   reg,
 	})

@@ -47,6 +47,10 @@ type Config struct {
 	// SweepInterval is how often each instance looks for expired leases:
 	// -sweep-interval, BACHATA_PRESENCE_SWEEP, 1s.
 	SweepInterval time.Duration
+	// SessionTTL is how long a device's session key can be resumed, on any
+	// gateway, after it was issued or its last connection closed:
+	// -session-ttl, BACHATA_SESSION_TTL, 24h.
+	SessionTTL time.Duration
 	// ShutdownTimeout bounds the graceful stop of each server:
 	// -shutdown-timeout, BACHATA_SHUTDOWN_TIMEOUT, 10s.
 	ShutdownTimeout time.Duration
@@ -68,6 +72,7 @@ func bind(c *Config, getenv func(string) string) *libconfig.Set {
 	s.String(&c.RedisPrefix, "redis-prefix", "BACHATA_REDIS_PREFIX", "bachata", "prefix of every Redis key")
 	s.Duration(&c.Lease, "lease", "BACHATA_PRESENCE_LEASE", 9*time.Second, "gateway lease when a heartbeat asks for none")
 	s.Duration(&c.SweepInterval, "sweep-interval", "BACHATA_PRESENCE_SWEEP", time.Second, "how often expired leases are swept")
+	s.Duration(&c.SessionTTL, "session-ttl", "BACHATA_SESSION_TTL", 24*time.Hour, "how long a session key can be resumed after its last connection")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "BACHATA_SHUTDOWN_TIMEOUT", 10*time.Second, "bound on graceful shutdown")
 	s.String(&c.LogLevel, "log-level", "BACHATA_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "BACHATA_LOG_FORMAT", "json", "json or text")
@@ -126,6 +131,7 @@ func (c Config) Validate() error {
 	p.Addf(c.SweepInterval <= 0, "sweep-interval %s: want > 0", c.SweepInterval)
 	p.Addf(c.SweepInterval > 0 && c.Lease > 0 && c.SweepInterval >= c.Lease,
 		"sweep-interval %s: want shorter than lease %s", c.SweepInterval, c.Lease)
+	p.Addf(c.SessionTTL < time.Second, "session-ttl %s: want at least 1s", c.SessionTTL)
 	p.Addf(c.ShutdownTimeout <= 0, "shutdown-timeout %s: want > 0", c.ShutdownTimeout)
 	p.Addf(!oneOf(c.LogLevel, "debug", "info", "warn", "error"), "log-level %q: want debug, info, warn or error", c.LogLevel)
 	p.Addf(!oneOf(c.LogFormat, "json", "text"), "log-format %q: want json or text", c.LogFormat)

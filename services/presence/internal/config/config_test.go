@@ -30,6 +30,7 @@ func TestLoad(t *testing.T) {
 					RedisPrefix:     "bachata",
 					Lease:           9 * time.Second,
 					SweepInterval:   time.Second,
+					SessionTTL:      24 * time.Hour,
 					ShutdownTimeout: 10 * time.Second,
 					LogLevel:        "info",
 					LogFormat:       "json",
@@ -45,6 +46,7 @@ func TestLoad(t *testing.T) {
 				"BACHATA_PRESENCE_LEASE": "3s",
 				"BACHATA_PRESENCE_SWEEP": "500ms",
 				"BACHATA_NATS_PREFIX":    "prod.chat",
+				"BACHATA_SESSION_TTL":    "2h",
 			},
 			want: func(t *testing.T, c Config) {
 				require.Equal(t, "127.0.0.1:0", c.GRPCAddr)
@@ -53,6 +55,7 @@ func TestLoad(t *testing.T) {
 				require.Equal(t, 3*time.Second, c.Lease)
 				require.Equal(t, 500*time.Millisecond, c.SweepInterval)
 				require.Equal(t, "prod.chat", c.NATSPrefix)
+				require.Equal(t, 2*time.Hour, c.SessionTTL)
 			},
 		},
 		{
@@ -74,11 +77,12 @@ func TestLoad(t *testing.T) {
 				"BACHATA_REDIS_PREFIX":     "{x}",
 				"BACHATA_NATS_PREFIX":      "a..b",
 				"BACHATA_LOG_FORMAT":       "xml",
+				"BACHATA_SESSION_TTL":      "10ms",
 			},
 			wantErrs: []string{
 				`grpc-addr "nope"`, `http-addr ":99999"`, "lease 0s", `redis-url "http://x"`,
 				`nats-url "localhost:4222"`, "shutdown-timeout -1s", "redis-prefix", "nats-prefix",
-				`log-level "loud"`, `log-format "xml"`,
+				`log-level "loud"`, `log-format "xml"`, "session-ttl 10ms",
 			},
 		},
 		{
@@ -140,7 +144,7 @@ func TestUsageNamesEverySetting(t *testing.T) {
 	for _, s := range []string{
 		"-grpc-addr", "BACHATA_GRPC_ADDR", "-http-addr", "-redis-url", "REDIS_URL", "-nats-url", "NATS_URL",
 		"-nats-prefix", "-redis-prefix", "-lease", "BACHATA_PRESENCE_LEASE", "-sweep-interval",
-		"BACHATA_PRESENCE_SWEEP", "-shutdown-timeout", "-log-level", "-log-format",
+		"BACHATA_PRESENCE_SWEEP", "-session-ttl", "BACHATA_SESSION_TTL", "-shutdown-timeout", "-log-level", "-log-format",
 	} {
 		require.Contains(t, b.String(), s)
 	}

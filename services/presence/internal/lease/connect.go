@@ -164,6 +164,7 @@ func (t *Tracker) Disconnect(ctx context.Context, c Connection) error {
 	if err != nil {
 		return err
 	}
+	t.touchSession(ctx, c.User, c.Device)
 	if wentOffline {
 		t.publishPresence(ctx, c.User, false, now)
 	}

@@ -12,6 +12,7 @@
 //	key                              type    content
 //	<p>:p:{<user>}:devs              HASH    device → gateway␟connection␟epoch␟since_ms
 //	<p>:p:{<user>}:seen              STRING  last seen, Unix ms (never expires)
+//	<p>:p:{<user>}:sess:<device>     STRING  SHA-256 (hex) of the device's session key, expires
 //	<p>:p:{gw:<gateway>}:conns:<e>   SET     user␟device␟connection recorded under lease epoch e
 //	<p>:p:{gateways}:leases          ZSET    gateway → lease expiry, Unix ms
 //	<p>:p:{gateways}:epochs          HASH    gateway → epoch of its current lease

@@ -31,6 +31,9 @@ func newKeys(prefix string) keys { return keys{p: prefix + ":p:"} }
 
 func (k keys) devs(user string) string { return k.p + "{" + user + "}:devs" }
 func (k keys) seen(user string) string { return k.p + "{" + user + "}:seen" }
+func (k keys) session(user, device string) string {
+	return k.p + "{" + user + "}:sess:" + device
+}
 func (k keys) conns(gateway, epoch string) string {
 	return k.p + "{gw:" + gateway + "}:conns:" + epoch
 }

@@ -21,6 +21,7 @@ const (
 	opQuery      = "query"
 	opSweep      = "sweep"
 	opGauges     = "gauges"
+	opSession    = "session"
 )
 
 type metrics struct {
@@ -59,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.events.WithLabelValues(k)
 		m.publishErrors.WithLabelValues(k)
 	}
-	for _, op := range []string{opConnect, opDisconnect, opHeartbeat, opQuery, opSweep, opGauges} {
+	for _, op := range []string{opConnect, opDisconnect, opHeartbeat, opQuery, opSweep, opGauges, opSession} {
 		m.redisErrors.WithLabelValues(op)
 	}
 	for _, col := range []prometheus.Collector{m.devices, m.gateways, m.events, m.publishErrors, m.sweeps, m.expired, m.redisErrors} {

@@ -17,9 +17,12 @@ var (
 	heartbeatSrc string
 	//go:embed lua/claim.lua
 	claimSrc string
+	//go:embed lua/session.lua
+	sessionSrc string
 
 	connectScript    = redis.NewScript(connectSrc)
 	disconnectScript = redis.NewScript(disconnectSrc)
 	heartbeatScript  = redis.NewScript(heartbeatSrc)
 	claimScript      = redis.NewScript(claimSrc)
+	sessionScript    = redis.NewScript(sessionSrc)
 )

@@ -38,6 +38,9 @@ type Options struct {
 	// another instance sweeps it again; default 30s. It bounds how late a
 	// gateway's devices go offline when the instance sweeping it dies.
 	ClaimTimeout time.Duration
+	// SessionTTL is how long a device's session key can be resumed after
+	// it was issued, resumed or its connection closed; default 24h.
+	SessionTTL time.Duration
 	// Logger receives the tracker's logs; required.
 	Logger *slog.Logger
 	// Registerer receives the tracker's metrics; required.
@@ -54,9 +57,11 @@ type Tracker struct {
 	subjects natsx.Subjects
 	lease    time.Duration
 	claimFor time.Duration
-	logger   *slog.Logger
-	metrics  *metrics
-	now      func() time.Time
+	// sessionTTL is Options.SessionTTL.
+	sessionTTL time.Duration
+	logger     *slog.Logger
+	metrics    *metrics
+	now        func() time.Time
 
 	// testHookRecorded, when set by a test, runs in Connect between writing
 	// the connection and checking the lease again, where a sweep may strike.
@@ -86,20 +91,24 @@ func New(rdb redis.UniversalClient, nc *nats.Conn, opts Options) (*Tracker, erro
 	if opts.ClaimTimeout <= 0 {
 		opts.ClaimTimeout = 30 * time.Second
 	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 24 * time.Hour
+	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("new tracker: %w", err)
 	}
 	return &Tracker{
-		rdb:      rdb,
-		nc:       nc,
-		keys:     newKeys(opts.Prefix),
-		subjects: opts.Subjects,
-		lease:    opts.DefaultLease,
-		claimFor: opts.ClaimTimeout,
-		logger:   opts.Logger,
-		metrics:  m,
-		now:      time.Now,
+		rdb:        rdb,
+		nc:         nc,
+		keys:       newKeys(opts.Prefix),
+		subjects:   opts.Subjects,
+		lease:      opts.DefaultLease,
+		claimFor:   opts.ClaimTimeout,
+		sessionTTL: opts.SessionTTL,
+		logger:     opts.Logger,
+		metrics:    m,
+		now:        time.Now,
 	}, nil
 }
 

@@ -83,7 +83,10 @@ type ConnectRequest struct {
 	// gateway_id is the gateway holding it.
 	GatewayId string `protobuf:"bytes,2,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
 	// connection_id is unique per connection.
-	ConnectionId  string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// resume_session is the session key the client held before, from any
+	// gateway; empty for a new session.
+	ResumeSession string `protobuf:"bytes,4,opt,name=resume_session,json=resumeSession,proto3" json:"resume_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,9 +142,21 @@ func (x *ConnectRequest) GetConnectionId() string {
 	return ""
 }
 
-// ConnectResponse is empty.
+func (x *ConnectRequest) GetResumeSession() string {
+	if x != nil {
+		return x.ResumeSession
+	}
+	return ""
+}
+
+// ConnectResponse carries the session key in force for the connection.
 type ConnectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_key is resume_session when that was resumed, else a new key
+	// (32 random bytes, base64url without padding).
+	SessionKey string `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
+	// resumed is true when session_key is the key the client presented.
+	Resumed       bool `protobuf:"varint,2,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -174,6 +189,20 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
 	return file_bachata_presence_v1_presence_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConnectResponse) GetSessionKey() string {
+	if x != nil {
+		return x.SessionKey
+	}
+	return ""
+}
+
+func (x *ConnectResponse) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
 }
 
 // DisconnectRequest reports a closed connection.
@@ -612,13 +641,17 @@ var File_bachata_presence_v1_presence_proto protoreflect.FileDescriptor
 
 const file_bachata_presence_v1_presence_proto_rawDesc = "" +
 	"\n" +
-	"\"bachata/presence/v1/presence.proto\x12\x13bachata.presence.v1\x1a\x1fbachata/common/v1/message.proto\"\x8a\x01\n" +
+	"\"bachata/presence/v1/presence.proto\x12\x13bachata.presence.v1\x1a\x1fbachata/common/v1/message.proto\"\xb1\x01\n" +
 	"\x0eConnectRequest\x124\n" +
 	"\x06device\x18\x01 \x01(\v2\x1c.bachata.common.v1.DeviceRefR\x06device\x12\x1d\n" +
 	"\n" +
 	"gateway_id\x18\x02 \x01(\tR\tgatewayId\x12#\n" +
-	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\"\x11\n" +
-	"\x0fConnectResponse\"\x8d\x01\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12%\n" +
+	"\x0eresume_session\x18\x04 \x01(\tR\rresumeSession\"L\n" +
+	"\x0fConnectResponse\x12\x1f\n" +
+	"\vsession_key\x18\x01 \x01(\tR\n" +
+	"sessionKey\x12\x18\n" +
+	"\aresumed\x18\x02 \x01(\bR\aresumed\"\x8d\x01\n" +
 	"\x11DisconnectRequest\x124\n" +
 	"\x06device\x18\x01 \x01(\v2\x1c.bachata.common.v1.DeviceRefR\x06device\x12\x1d\n" +
 	"\n" +

@@ -31,7 +31,9 @@ const (
 //
 // PresenceService knows which devices are online on which gateway.
 type PresenceServiceClient interface {
-	// Connect records a device as online on a gateway.
+	// Connect records a device as online on a gateway and opens its session:
+	// the session key presented is resumed when it is the device's current
+	// one and has not expired, else a new key is issued.
 	Connect(ctx context.Context, in *ConnectRequest, opts ...grpc.CallOption) (*ConnectResponse, error)
 	// Disconnect records a device's connection as closed.
 	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
@@ -96,7 +98,9 @@ func (c *presenceServiceClient) Query(ctx context.Context, in *QueryRequest, opt
 //
 // PresenceService knows which devices are online on which gateway.
 type PresenceServiceServer interface {
-	// Connect records a device as online on a gateway.
+	// Connect records a device as online on a gateway and opens its session:
+	// the session key presented is resumed when it is the device's current
+	// one and has not expired, else a new key is issued.
 	Connect(context.Context, *ConnectRequest) (*ConnectResponse, error)
 	// Disconnect records a device's connection as closed.
 	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
