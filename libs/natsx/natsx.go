@@ -5,6 +5,8 @@ package natsx
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -70,10 +72,21 @@ func (s Subjects) GatewayKick(gatewayID string) string {
 }
 
 // PresenceChanged is where presence publishes a user's status changes
-// (payload eventsv1.PresenceChanged). The user entity is hashed into a token
-// because entity IDs contain characters that are not subject-safe.
+// (payload eventsv1.PresenceChanged); userToken is UserToken(user).
 func (s Subjects) PresenceChanged(userToken string) string {
 	return s.p() + ".presence.changed." + userToken
+}
+
+// UserToken is the subject token for a user's presence events: lowercase
+// hex of the first 16 bytes of SHA-256 of the entity ID, so
+// "@alice@localhost" becomes a 32-character token. Entity IDs contain
+// characters that subjects cannot ('.', and others the protocol may
+// allow); presence publishes and gateways subscribe under the same token.
+// 128 bits make collisions a non-issue, and the payload names the user
+// anyway.
+func UserToken(user string) string {
+	sum := sha256.Sum256([]byte(user))
+	return hex.EncodeToString(sum[:16])
 }
 
 // PresenceChangedAll matches every PresenceChanged subject.

@@ -62,6 +62,14 @@ func (s *api) Heartbeat(ctx context.Context, req *presencev1.HeartbeatRequest) (
 	return &presencev1.HeartbeatResponse{Known: known}, nil
 }
 
+// Release ends a gateway's lease at the end of its graceful shutdown.
+func (s *api) Release(ctx context.Context, req *presencev1.ReleaseRequest) (*presencev1.ReleaseResponse, error) {
+	if err := s.tracker.Release(ctx, req.GetGatewayId()); err != nil {
+		return nil, statusOf(err)
+	}
+	return &presencev1.ReleaseResponse{}, nil
+}
+
 // Query returns the state of users, in request order.
 func (s *api) Query(ctx context.Context, req *presencev1.QueryRequest) (*presencev1.QueryResponse, error) {
 	states, err := s.tracker.Query(ctx, req.GetUsers())

@@ -26,7 +26,6 @@ import (
 	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
 	presencev1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/presence/v1"
 	"github.com/bachata-chat/bachata/services/presence/internal/config"
-	"github.com/bachata-chat/bachata/services/presence/internal/lease"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -132,7 +131,7 @@ func TestServiceOverGRPCAndHTTP(t *testing.T) {
 	// Gateways learn a user's changes on the subject of its token.
 	nc := s.nats.Conn()
 	changes := make(chan *nats.Msg, 16)
-	sub, err := nc.ChanSubscribe(natsx.Subjects{Prefix: "apptest"}.PresenceChanged(lease.UserToken(alice)), changes)
+	sub, err := nc.ChanSubscribe(natsx.Subjects{Prefix: "apptest"}.PresenceChanged(natsx.UserToken(alice)), changes)
 	require.NoError(t, err)
 	defer func() { _ = sub.Unsubscribe() }()
 	require.NoError(t, nc.Flush())

@@ -41,6 +41,23 @@ func (t *Tracker) Heartbeat(ctx context.Context, gateway string, lease time.Dura
 	return known, nil
 }
 
+// Release ends the gateway's lease now, when it shuts down cleanly: the
+// lease's expiry moves to the past, so the next sweep by any instance
+// claims it and removes what the gateway still records (normally nothing:
+// its connections disconnected while it drained). A heartbeat after this
+// would renew the lease, so the gateway releases only once its heartbeats
+// have stopped. A gateway without a lease is left alone.
+func (t *Tracker) Release(ctx context.Context, gateway string) error {
+	if err := validID("gateway", gateway); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if err := t.rdb.ZAddXX(ctx, t.keys.leases(), redis.Z{Score: 0, Member: gateway}).Err(); err != nil {
+		return t.redisErr(opHeartbeat, "release lease", err)
+	}
+	t.logger.InfoContext(ctx, "gateway lease released", "gateway", gateway)
+	return nil
+}
+
 // leaseEpoch returns the epoch of the gateway's current lease, or
 // ErrUnknownGateway when it holds none. The epoch exists exactly while the
 // lease does (heartbeat.lua and claim.lua change both together), so an

@@ -60,7 +60,7 @@
 //
 // # Events
 //
-// PresenceChanged goes to natsx.Subjects.PresenceChanged(UserToken(user))
+// PresenceChanged goes to natsx.Subjects.PresenceChanged(natsx.UserToken(user))
 // when a user's first device connects (online) or last device goes away
 // (offline); LastSeenMs is the time of the change. GatewayDown goes to
 // natsx.Subjects.GatewayDown() after a sweep, split into several messages

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bachata-chat/bachata/libs/natsx"
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
 )
@@ -24,7 +25,7 @@ func (t *Tracker) publishPresence(ctx context.Context, user string, online bool,
 	}
 	payload, err := proto.Marshal(&eventsv1.PresenceChanged{User: user, Online: online, LastSeenMs: lastSeenMs})
 	if err == nil {
-		err = t.nc.Publish(t.subjects.PresenceChanged(UserToken(user)), payload)
+		err = t.nc.Publish(t.subjects.PresenceChanged(natsx.UserToken(user)), payload)
 	}
 	if err != nil {
 		t.metrics.publishErrors.WithLabelValues(kind).Inc()

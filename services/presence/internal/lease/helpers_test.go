@@ -125,7 +125,7 @@ func (e *env) presenceEvents(t *testing.T) *feed[*eventsv1.PresenceChanged] {
 	return subscribe(t, e.sub, e.subjects.PresenceChangedAll(), func(t *testing.T, m *nats.Msg) *eventsv1.PresenceChanged {
 		var ev eventsv1.PresenceChanged
 		require.NoError(t, proto.Unmarshal(m.Data, &ev))
-		require.Equal(t, e.subjects.PresenceChanged(UserToken(ev.GetUser())), m.Subject, "subject of %s", ev.GetUser())
+		require.Equal(t, e.subjects.PresenceChanged(natsx.UserToken(ev.GetUser())), m.Subject, "subject of %s", ev.GetUser())
 		return &ev
 	})
 }

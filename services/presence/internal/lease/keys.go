@@ -1,8 +1,6 @@
 package lease
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,18 +9,6 @@ import (
 // sep separates the fields of stored values and set members. IDs never
 // contain it (validate rejects them), so splitting is unambiguous.
 const sep = "\x1f"
-
-// UserToken is the NATS subject token for a user's presence events:
-// lowercase hex of the first 16 bytes of SHA-256 of the entity ID, so
-// "@alice@localhost" becomes a 32-character token. Entity IDs contain
-// characters that subjects cannot ('.', and others the protocol may allow);
-// a gateway subscribing to a user's changes computes the same token and
-// subscribes to natsx.Subjects.PresenceChanged(token). 128 bits make
-// collisions a non-issue, and the event payload names the user anyway.
-func UserToken(user string) string {
-	sum := sha256.Sum256([]byte(user))
-	return hex.EncodeToString(sum[:16])
-}
 
 // keys builds every Redis key from one prefix; see the package doc.
 type keys struct{ p string }

@@ -96,6 +96,18 @@ func TestSessions(t *testing.T) {
 		require.NoError(t, err)
 		require.Greater(t, ttl, 59*time.Minute)
 
+		// A gateway that dies without disconnecting: its sweep starts the
+		// TTL again too.
+		require.NoError(t, e.rdb.PExpire(ctx, key, time.Minute).Err())
+		require.NoError(t, tr.Connect(ctx, c))
+		require.NoError(t, tr.Release(ctx, c.Gateway))
+		swept, err := tr.Sweep(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, swept)
+		ttl, err = e.rdb.PTTL(ctx, key).Result()
+		require.NoError(t, err)
+		require.Greater(t, ttl, 59*time.Minute)
+
 		// Gone from the store, the key cannot be resumed.
 		require.NoError(t, e.rdb.Del(ctx, key).Err())
 		after, err := tr.OpenSession(ctx, "@alice@localhost", "phone", got.Key)

@@ -190,7 +190,25 @@ func (t *Tracker) removeBatch(ctx context.Context, conns []Connection, epoch str
 			closed = append(closed, conns[i])
 		}
 	}
+	t.touchSessions(ctx, closed)
 	return closed, nil
+}
+
+// touchSessions starts the session TTL again for devices whose gateway
+// died, as Disconnect does for a clean close, so a client that reconnects
+// elsewhere can resume. Failing only shortens those sessions.
+func (t *Tracker) touchSessions(ctx context.Context, conns []Connection) {
+	if len(conns) == 0 {
+		return
+	}
+	pipe := t.rdb.Pipeline()
+	for _, c := range conns {
+		pipe.PExpire(ctx, t.keys.session(c.User, c.Device), t.sessionTTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.logger.WarnContext(ctx, "session expiry not extended after a sweep", "devices", len(conns),
+			"err", t.redisErr(opSession, "extend sessions", err))
+	}
 }
 
 func isNoScript(err error) bool {

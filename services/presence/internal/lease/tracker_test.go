@@ -1,38 +1,12 @@
 package lease
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-func TestUserToken(t *testing.T) {
-	t.Parallel()
-	subjectSafe := regexp.MustCompile(`^[0-9a-f]{32}$`)
-	tests := []struct {
-		name string
-		user string
-	}{
-		{name: "plain", user: "@alice@localhost"},
-		{name: "dots and wildcards", user: "@a.b*>@c.d"},
-		{name: "unicode", user: "@álvaro@例え.jp"},
-		{name: "spaces", user: "@ x @ y "},
-	}
-	seen := map[string]string{}
-	for _, tt := range tests {
-		tok := UserToken(tt.user)
-		require.Regexp(t, subjectSafe, tok, tt.name)
-		require.Equal(t, tok, UserToken(tt.user), "%s: deterministic", tt.name)
-		require.NotContains(t, seen, tok, "%s collides with %s", tt.name, seen[tok])
-		seen[tok] = tt.name
-	}
-	// A fixed vector of the documented encoding (printf '%s' '@alice@localhost'
-	// | sha256sum | cut -c1-32), so a copy in another service can be checked.
-	require.Equal(t, "76abc4e6af5d74e2480b95e69fc8718e", UserToken("@alice@localhost"))
-}
 
 // step is one call in a connect/disconnect scenario.
 type step struct {
@@ -227,4 +201,32 @@ func TestHeartbeat(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReleaseEndsTheLeaseAtTheNextSweep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, startServers(t))
+	tr := e.tracker(t, 0)
+	ctx := t.Context()
+	c := Connection{User: "@alice@localhost", Device: "phone", Gateway: "gw-1", ID: "c1"}
+	_, err := tr.Heartbeat(ctx, c.Gateway, MaxLease)
+	require.NoError(t, err)
+	require.NoError(t, tr.Connect(ctx, c))
+	swept, err := tr.Sweep(ctx)
+	require.NoError(t, err)
+	require.Zero(t, swept, "a live lease is not swept")
+
+	require.NoError(t, tr.Release(ctx, c.Gateway))
+	require.NoError(t, tr.Release(ctx, "gw-unknown"), "releasing no lease does nothing")
+	swept, err = tr.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, swept)
+	states, err := tr.Query(ctx, []string{c.User})
+	require.NoError(t, err)
+	require.False(t, states[0].Online, "what the released gateway still held is gone")
+
+	known, err := tr.Heartbeat(ctx, c.Gateway, MaxLease)
+	require.NoError(t, err)
+	require.False(t, known, "a released gateway starts a new lease")
+	require.ErrorIs(t, tr.Release(ctx, ""), ErrInvalid)
 }

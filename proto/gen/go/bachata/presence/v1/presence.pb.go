@@ -637,6 +637,89 @@ func (x *DevicePresence) GetSinceMs() int64 {
 	return 0
 }
 
+// ReleaseRequest names the gateway whose lease ends.
+type ReleaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// gateway_id is the gateway shutting down.
+	GatewayId     string `protobuf:"bytes,1,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseRequest) Reset() {
+	*x = ReleaseRequest{}
+	mi := &file_bachata_presence_v1_presence_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRequest) ProtoMessage() {}
+
+func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bachata_presence_v1_presence_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_bachata_presence_v1_presence_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReleaseRequest) GetGatewayId() string {
+	if x != nil {
+		return x.GatewayId
+	}
+	return ""
+}
+
+// ReleaseResponse is empty.
+type ReleaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseResponse) Reset() {
+	*x = ReleaseResponse{}
+	mi := &file_bachata_presence_v1_presence_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseResponse) ProtoMessage() {}
+
+func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bachata_presence_v1_presence_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_bachata_presence_v1_presence_proto_rawDescGZIP(), []int{11}
+}
+
 var File_bachata_presence_v1_presence_proto protoreflect.FileDescriptor
 
 const file_bachata_presence_v1_presence_proto_rawDesc = "" +
@@ -678,17 +761,22 @@ const file_bachata_presence_v1_presence_proto_rawDesc = "" +
 	"\x06device\x18\x01 \x01(\tR\x06device\x12\x1d\n" +
 	"\n" +
 	"gateway_id\x18\x02 \x01(\tR\tgatewayId\x12\x19\n" +
-	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs*G\n" +
+	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\"/\n" +
+	"\x0eReleaseRequest\x12\x1d\n" +
+	"\n" +
+	"gateway_id\x18\x01 \x01(\tR\tgatewayId\"\x11\n" +
+	"\x0fReleaseResponse*G\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ONLINE\x10\x01\x12\x12\n" +
-	"\x0eSTATUS_OFFLINE\x10\x022\xf2\x02\n" +
+	"\x0eSTATUS_OFFLINE\x10\x022\xc8\x03\n" +
 	"\x0fPresenceService\x12T\n" +
 	"\aConnect\x12#.bachata.presence.v1.ConnectRequest\x1a$.bachata.presence.v1.ConnectResponse\x12]\n" +
 	"\n" +
 	"Disconnect\x12&.bachata.presence.v1.DisconnectRequest\x1a'.bachata.presence.v1.DisconnectResponse\x12Z\n" +
 	"\tHeartbeat\x12%.bachata.presence.v1.HeartbeatRequest\x1a&.bachata.presence.v1.HeartbeatResponse\x12N\n" +
-	"\x05Query\x12!.bachata.presence.v1.QueryRequest\x1a\".bachata.presence.v1.QueryResponseB\xe3\x01\n" +
+	"\x05Query\x12!.bachata.presence.v1.QueryRequest\x1a\".bachata.presence.v1.QueryResponse\x12T\n" +
+	"\aRelease\x12#.bachata.presence.v1.ReleaseRequest\x1a$.bachata.presence.v1.ReleaseResponseB\xe3\x01\n" +
 	"\x17com.bachata.presence.v1B\rPresenceProtoP\x01ZKgithub.com/bachata-chat/bachata/proto/gen/go/bachata/presence/v1;presencev1\xa2\x02\x03BPX\xaa\x02\x13Bachata.Presence.V1\xca\x02\x13Bachata\\Presence\\V1\xe2\x02\x1fBachata\\Presence\\V1\\GPBMetadata\xea\x02\x15Bachata::Presence::V1b\x06proto3"
 
 var (
@@ -704,7 +792,7 @@ func file_bachata_presence_v1_presence_proto_rawDescGZIP() []byte {
 }
 
 var file_bachata_presence_v1_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bachata_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_bachata_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_bachata_presence_v1_presence_proto_goTypes = []any{
 	(Status)(0),                // 0: bachata.presence.v1.Status
 	(*ConnectRequest)(nil),     // 1: bachata.presence.v1.ConnectRequest
@@ -717,11 +805,13 @@ var file_bachata_presence_v1_presence_proto_goTypes = []any{
 	(*QueryResponse)(nil),      // 8: bachata.presence.v1.QueryResponse
 	(*UserPresence)(nil),       // 9: bachata.presence.v1.UserPresence
 	(*DevicePresence)(nil),     // 10: bachata.presence.v1.DevicePresence
-	(*v1.DeviceRef)(nil),       // 11: bachata.common.v1.DeviceRef
+	(*ReleaseRequest)(nil),     // 11: bachata.presence.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),    // 12: bachata.presence.v1.ReleaseResponse
+	(*v1.DeviceRef)(nil),       // 13: bachata.common.v1.DeviceRef
 }
 var file_bachata_presence_v1_presence_proto_depIdxs = []int32{
-	11, // 0: bachata.presence.v1.ConnectRequest.device:type_name -> bachata.common.v1.DeviceRef
-	11, // 1: bachata.presence.v1.DisconnectRequest.device:type_name -> bachata.common.v1.DeviceRef
+	13, // 0: bachata.presence.v1.ConnectRequest.device:type_name -> bachata.common.v1.DeviceRef
+	13, // 1: bachata.presence.v1.DisconnectRequest.device:type_name -> bachata.common.v1.DeviceRef
 	9,  // 2: bachata.presence.v1.QueryResponse.users:type_name -> bachata.presence.v1.UserPresence
 	0,  // 3: bachata.presence.v1.UserPresence.status:type_name -> bachata.presence.v1.Status
 	10, // 4: bachata.presence.v1.UserPresence.devices:type_name -> bachata.presence.v1.DevicePresence
@@ -729,12 +819,14 @@ var file_bachata_presence_v1_presence_proto_depIdxs = []int32{
 	3,  // 6: bachata.presence.v1.PresenceService.Disconnect:input_type -> bachata.presence.v1.DisconnectRequest
 	5,  // 7: bachata.presence.v1.PresenceService.Heartbeat:input_type -> bachata.presence.v1.HeartbeatRequest
 	7,  // 8: bachata.presence.v1.PresenceService.Query:input_type -> bachata.presence.v1.QueryRequest
-	2,  // 9: bachata.presence.v1.PresenceService.Connect:output_type -> bachata.presence.v1.ConnectResponse
-	4,  // 10: bachata.presence.v1.PresenceService.Disconnect:output_type -> bachata.presence.v1.DisconnectResponse
-	6,  // 11: bachata.presence.v1.PresenceService.Heartbeat:output_type -> bachata.presence.v1.HeartbeatResponse
-	8,  // 12: bachata.presence.v1.PresenceService.Query:output_type -> bachata.presence.v1.QueryResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
+	11, // 9: bachata.presence.v1.PresenceService.Release:input_type -> bachata.presence.v1.ReleaseRequest
+	2,  // 10: bachata.presence.v1.PresenceService.Connect:output_type -> bachata.presence.v1.ConnectResponse
+	4,  // 11: bachata.presence.v1.PresenceService.Disconnect:output_type -> bachata.presence.v1.DisconnectResponse
+	6,  // 12: bachata.presence.v1.PresenceService.Heartbeat:output_type -> bachata.presence.v1.HeartbeatResponse
+	8,  // 13: bachata.presence.v1.PresenceService.Query:output_type -> bachata.presence.v1.QueryResponse
+	12, // 14: bachata.presence.v1.PresenceService.Release:output_type -> bachata.presence.v1.ReleaseResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -751,7 +843,7 @@ func file_bachata_presence_v1_presence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bachata_presence_v1_presence_proto_rawDesc), len(file_bachata_presence_v1_presence_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	PresenceService_Disconnect_FullMethodName = "/bachata.presence.v1.PresenceService/Disconnect"
 	PresenceService_Heartbeat_FullMethodName  = "/bachata.presence.v1.PresenceService/Heartbeat"
 	PresenceService_Query_FullMethodName      = "/bachata.presence.v1.PresenceService/Query"
+	PresenceService_Release_FullMethodName    = "/bachata.presence.v1.PresenceService/Release"
 )
 
 // PresenceServiceClient is the client API for PresenceService service.
@@ -42,6 +43,11 @@ type PresenceServiceClient interface {
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	// Query returns the state of users.
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
+	// Release ends a gateway's lease at once, at the end of its graceful
+	// shutdown: the next sweep removes whatever connections it still records,
+	// as for a crashed gateway, instead of waiting for the lease to run out.
+	// Releasing a gateway without a lease does nothing.
+	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 }
 
 type presenceServiceClient struct {
@@ -92,6 +98,16 @@ func (c *presenceServiceClient) Query(ctx context.Context, in *QueryRequest, opt
 	return out, nil
 }
 
+func (c *presenceServiceClient) Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseResponse)
+	err := c.cc.Invoke(ctx, PresenceService_Release_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PresenceServiceServer is the server API for PresenceService service.
 // All implementations must embed UnimplementedPresenceServiceServer
 // for forward compatibility.
@@ -109,6 +125,11 @@ type PresenceServiceServer interface {
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	// Query returns the state of users.
 	Query(context.Context, *QueryRequest) (*QueryResponse, error)
+	// Release ends a gateway's lease at once, at the end of its graceful
+	// shutdown: the next sweep removes whatever connections it still records,
+	// as for a crashed gateway, instead of waiting for the lease to run out.
+	// Releasing a gateway without a lease does nothing.
+	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	mustEmbedUnimplementedPresenceServiceServer()
 }
 
@@ -130,6 +151,9 @@ func (UnimplementedPresenceServiceServer) Heartbeat(context.Context, *HeartbeatR
 }
 func (UnimplementedPresenceServiceServer) Query(context.Context, *QueryRequest) (*QueryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Query not implemented")
+}
+func (UnimplementedPresenceServiceServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
 }
 func (UnimplementedPresenceServiceServer) mustEmbedUnimplementedPresenceServiceServer() {}
 func (UnimplementedPresenceServiceServer) testEmbeddedByValue()                         {}
@@ -224,6 +248,24 @@ func _PresenceService_Query_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PresenceService_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PresenceServiceServer).Release(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PresenceService_Release_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PresenceServiceServer).Release(ctx, req.(*ReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PresenceService_ServiceDesc is the grpc.ServiceDesc for PresenceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -246,6 +288,10 @@ var PresenceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Query",
 			Handler:    _PresenceService_Query_Handler,
+		},
+		{
+			MethodName: "Release",
+			Handler:    _PresenceService_Release_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
