@@ -6,11 +6,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/bachata-chat/bachata/libs/obs"
 )
 
 // serviceConfig balances calls over every address a name resolves to, so a
@@ -50,7 +54,9 @@ func ValidTarget(target string) bool {
 // "dns:///name:port" for every address of a name, or "host:port,host:port"
 // for a fixed list). Calls are balanced round robin and UNAVAILABLE
 // failures retried with backoff. Connections are made lazily, so a service
-// can start before its peers.
+// can start before its peers. When tracing is on (obs.TracingEnabled) every
+// call but health checks gets a client span, and its trace context goes to
+// the server in the request metadata.
 func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	if strings.Contains(target, ",") && !strings.HasPrefix(target, "dns:///") {
 		r := manual.NewBuilderWithScheme(staticScheme)
@@ -62,11 +68,15 @@ func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		opts = append(opts, grpc.WithResolvers(r))
 		target = staticScheme + ":///" + strings.ReplaceAll(target, ",", "_")
 	}
-	opts = append([]grpc.DialOption{
+	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	}, opts...)
+	}
+	if obs.TracingEnabled() {
+		base = append(base, grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))
+	}
+	opts = append(base, opts...)
 	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("grpc client %s: %w", target, err)

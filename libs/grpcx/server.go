@@ -12,33 +12,66 @@ import (
 	"runtime/debug"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/bachata-chat/bachata/libs/obs"
 )
 
-// Server is a gRPC server with its health service.
+// Server is a gRPC server with its health service. It is also a
+// prometheus.Collector of its calls by method and status code; register it
+// on the service's registry.
 type Server struct {
 	*grpc.Server
 	lis         net.Listener
 	health      *health.Server
 	stopTimeout time.Duration
+	metrics     *serverMetrics
 }
 
+// MaxConnectionAge is how long a client connection may live before the
+// server asks the client to reconnect (a GOAWAY; calls in flight get
+// MaxConnectionAgeGrace to finish). Clients balance over the addresses of
+// a name ("dns:///…") and look the name up again only when a connection
+// ends, so without an age a service scaled out would get no calls from
+// clients already running.
+const (
+	MaxConnectionAge      = 2 * time.Minute
+	MaxConnectionAgeGrace = 30 * time.Second
+)
+
 // NewServer returns a server for lis whose interceptors, in order, recover
-// panics into codes.Internal and log failed calls. GracefulStop waits at most
-// stopTimeout before cutting the remaining calls.
+// panics into codes.Internal, count calls and log failed ones, and whose
+// connections live at most MaxConnectionAge. When tracing is on
+// (obs.TracingEnabled) an OpenTelemetry stats handler makes a server span
+// of every call but health checks, continuing the caller's trace from the
+// request metadata. GracefulStop waits at most stopTimeout before cutting
+// the remaining calls.
 func NewServer(lis net.Listener, logger *slog.Logger, stopTimeout time.Duration, opts ...grpc.ServerOption) *Server {
-	opts = append([]grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unaryInterceptors(logger)...),
-	}, opts...)
+	m := newServerMetrics()
+	base := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unaryInterceptors(logger, m)...),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge:      MaxConnectionAge,
+			MaxConnectionAgeGrace: MaxConnectionAgeGrace,
+		}),
+	}
+	if obs.TracingEnabled() {
+		base = append(base, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))
+	}
+	opts = append(base, opts...)
 	s := &Server{
 		Server:      grpc.NewServer(opts...),
 		lis:         lis,
 		health:      health.NewServer(),
 		stopTimeout: stopTimeout,
+		metrics:     m,
 	}
 	healthpb.RegisterHealthServer(s.Server, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -46,10 +79,12 @@ func NewServer(lis net.Listener, logger *slog.Logger, stopTimeout time.Duration,
 }
 
 // unaryInterceptors is the one ordered list of unary interceptors: recovery
-// first so a panic anywhere below becomes a status, then logging.
-func unaryInterceptors(logger *slog.Logger) []grpc.UnaryServerInterceptor {
+// first so a panic anywhere below becomes a status, then metrics (which
+// see the status a panic became), then logging.
+func unaryInterceptors(logger *slog.Logger, m *serverMetrics) []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{
 		recoverUnary(logger),
+		m.unary,
 		logUnary(logger),
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,12 @@ type Config struct {
 	// Deliveries is how many delivery instances to run; default 1. The
 	// gateways and the router balance over all of them.
 	Deliveries int
+	// Presences is how many presence instances to run; default 1. The
+	// gateways and delivery balance over all of them.
+	Presences int
+	// Routers is how many router instances to run; default 1. The
+	// gateways balance over all of them.
+	Routers int
 	// Ports, when set, fixes every listener: the gateway i gets
 	// WS = Ports.GatewayWS+2i and admin = Ports.GatewayWS+2i+1. Zero picks
 	// free ports.
@@ -152,19 +159,27 @@ func (s *Suite) plan(ctx context.Context) error {
 	}
 	var errs []error
 	must := func(a string, err error) string { errs = append(errs, err); return a }
-	presence := &Instance{Name: "presence-1", Service: Presence, Addr: must(port(p.PresenceGRPC)), HTTPAddr: must(port(p.PresenceHTTP))}
-	deliveries := []*Instance{{Name: "delivery-1", Service: Delivery, Addr: must(port(p.DeliveryGRPC)), HTTPAddr: must(port(p.DeliveryHTTP))}}
-	if s.cfg.Deliveries > 1 && s.cfg.Ports != nil {
-		return errors.New("localsuite: fixed ports allow one delivery instance")
-	}
-	var deliveryAddrs []string
-	for i := range max(s.cfg.Deliveries, 1) {
-		if i > 0 {
-			deliveries = append(deliveries, &Instance{Name: fmt.Sprintf("delivery-%d", i+1), Service: Delivery, Addr: must(port(0)), HTTPAddr: must(port(0))})
+	// scaled plans n instances of a service: the first on the fixed ports
+	// (when set), the others on free ones.
+	scaled := func(svc Service, n, grpcPort, httpPort int) ([]*Instance, []string) {
+		var ins []*Instance
+		var addrs []string
+		for i := range max(n, 1) {
+			g, h := grpcPort, httpPort
+			if i > 0 {
+				g, h = 0, 0
+			}
+			in := &Instance{Name: fmt.Sprintf("%s-%d", svc, i+1), Service: svc, Addr: must(port(g)), HTTPAddr: must(port(h))}
+			ins, addrs = append(ins, in), append(addrs, in.Addr)
 		}
-		deliveryAddrs = append(deliveryAddrs, deliveries[i].Addr)
+		return ins, addrs
 	}
-	router := &Instance{Name: "router-1", Service: Router, Addr: must(port(p.RouterGRPC)), HTTPAddr: must(port(p.RouterHTTP))}
+	if (s.cfg.Deliveries > 1 || s.cfg.Presences > 1 || s.cfg.Routers > 1) && s.cfg.Ports != nil {
+		return errors.New("localsuite: fixed ports allow one delivery, presence and router instance")
+	}
+	presences, presenceAddrs := scaled(Presence, s.cfg.Presences, p.PresenceGRPC, p.PresenceHTTP)
+	deliveries, deliveryAddrs := scaled(Delivery, s.cfg.Deliveries, p.DeliveryGRPC, p.DeliveryHTTP)
+	routers, routerAddrs := scaled(Router, s.cfg.Routers, p.RouterGRPC, p.RouterHTTP)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -176,12 +191,12 @@ func (s *Suite) plan(ctx context.Context) error {
 		"BACHATA_SERVER_NAME=" + s.cfg.ServerName,
 		"BACHATA_JWT_SECRET=" + s.cfg.JWTSecret,
 		"BACHATA_ADMIN_TOKEN=" + s.cfg.AdminToken,
-		"BACHATA_PRESENCE_ADDR=" + presence.Addr,
+		"BACHATA_PRESENCE_ADDR=" + strings.Join(presenceAddrs, ","),
 		"BACHATA_DELIVERY_ADDR=" + strings.Join(deliveryAddrs, ","),
-		"BACHATA_ROUTER_ADDR=" + router.Addr,
+		"BACHATA_ROUTER_ADDR=" + strings.Join(routerAddrs, ","),
 		"BACHATA_LOG_FORMAT=text",
 	}, s.cfg.Env...)
-	for _, in := range append(append([]*Instance{presence}, deliveries...), router) {
+	for _, in := range slices.Concat(presences, deliveries, routers) {
 		in.env = append([]string{"BACHATA_GRPC_ADDR=" + in.Addr, "BACHATA_HTTP_ADDR=" + in.HTTPAddr}, common...)
 		s.instances = append(s.instances, in)
 	}
@@ -298,6 +313,16 @@ func (in *Instance) waitReady(ctx context.Context, exited <-chan struct{}) error
 		case <-tick.C:
 		}
 	}
+}
+
+// PID is the instance's process ID, or 0 when it is not running.
+func (in *Instance) PID() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.proc == nil {
+		return 0
+	}
+	return in.proc.Pid
 }
 
 // Kill stops an instance with SIGKILL, as a crash would, and waits for it.

@@ -14,8 +14,23 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// Option adjusts the connection Connect opens.
+type Option func(*options)
+
+type options struct {
+	metrics *Metrics
+}
+
+// WithMetrics counts the connection's errors and reconnects on m.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
 // Connect opens a connection that reconnects forever, logging state changes.
-func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.Conn, error) {
+func Connect(ctx context.Context, url, name string, logger *slog.Logger, opts ...Option) (*nats.Conn, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m := o.metrics
 	nc, err := nats.Connect(url,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -24,6 +39,7 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			// A nil error is our own Close; only a lost connection is news.
 			if err != nil {
+				m.count(kindDisconnect)
 				logger.WarnContext(ctx, "nats disconnected", "err", err)
 			}
 		}),
@@ -34,9 +50,11 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 			if sub != nil {
 				subject = sub.Subject
 			}
+			m.count(kindAsync)
 			logger.ErrorContext(ctx, "nats async error", "subject", subject, "err", err)
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			m.count(kindReconnect)
 			logger.InfoContext(ctx, "nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
 	)

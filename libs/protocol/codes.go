@@ -87,6 +87,9 @@ const (
 	// CodeInvalidApp means the customized content's app, mod or act is missing
 	// or breaks the charset, or "data" is not such an object.
 	CodeInvalidApp Code = 4112
+	// CodeInvalidPresence means a presence.subscribe or presence.unsubscribe
+	// whose data is not {"users":[…]} with 1 to MaxPresenceUsers user IDs.
+	CodeInvalidPresence Code = 4120
 )
 
 // Auth and session errors, 4200-4289, and limits, 4290-4299.
@@ -102,6 +105,10 @@ const (
 	// CodeRateLimited means the connection sends too fast; the gateway sends
 	// this reply and then closes with WebSocket status 1008.
 	CodeRateLimited Code = 4290
+	// CodeTooManySubscriptions means the connection would watch the presence
+	// of more users than the gateway allows; nothing of this request was
+	// subscribed.
+	CodeTooManySubscriptions Code = 4291
 )
 
 // Server errors, 5000-5099: not the client's fault.
@@ -168,6 +175,8 @@ func (c Code) info() (codeInfo, bool) {
 		return codeInfo{"app_timeout", "application backend timed out", false}, true
 	case CodeInvalidApp:
 		return codeInfo{"invalid_app", "invalid app, mod or act", false}, true
+	case CodeInvalidPresence:
+		return codeInfo{"invalid_presence", "presence request must be {\"users\":[…]} with 1 to 1000 user IDs", false}, true
 	case CodeSignRequired:
 		return codeInfo{"sign_required", "signature required", false}, true
 	case CodeSignInvalid:
@@ -176,6 +185,8 @@ func (c Code) info() (codeInfo, bool) {
 		return codeInfo{"invalid_handshake", "invalid handshake", false}, true
 	case CodeRateLimited:
 		return codeInfo{"rate_limited", "rate limited", true}, true
+	case CodeTooManySubscriptions:
+		return codeInfo{"too_many_subscriptions", "too many presence subscriptions", false}, true
 	case CodeInternal:
 		return codeInfo{"internal", "internal server error", false}, true
 	case CodeUnavailable:
@@ -195,9 +206,9 @@ func Codes() []Code {
 		CodeDuplicateKey, CodeBinaryFrame, CodeInvalidUTF8, CodeTooDeep,
 		CodeFrameTooLarge,
 		CodeUnknownType, CodeDestNotFound, CodeNotMember, CodeForbidden,
-		CodeAppNoResponder, CodeAppTimeout, CodeInvalidApp,
+		CodeAppNoResponder, CodeAppTimeout, CodeInvalidApp, CodeInvalidPresence,
 		CodeSignRequired, CodeSignInvalid, CodeInvalidHandshake,
-		CodeRateLimited,
+		CodeRateLimited, CodeTooManySubscriptions,
 		CodeInternal, CodeUnavailable, CodeTimeout,
 	}
 }

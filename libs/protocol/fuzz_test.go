@@ -96,6 +96,7 @@ func FuzzParseData(f *testing.F) {
 		`{"app":"chat.dim.sechat","mod":"drift_bottle","act":"throw","extra":{"x":1}}`,
 		`{"app":"a..b","mod":"*","act":">"}`, `{"errCode":4000,"errText":"x","errPayload":{}}`,
 		`[]`, `{`, `{"a":` + strings.Repeat("[", 50),
+		`{"users":["@bob@localhost","carol"]}`, `{"users":[]}`, `{"users":"bob"}`, `{"users":[1]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -112,6 +113,18 @@ func FuzzParseData(f *testing.F) {
 			if _, err := ParseCustomizedContent(AppendCustomizedContent(nil, c)); err != nil {
 				t.Fatalf("customized content round trip %#v: %v", c, err)
 			}
+		}
+		if users, err := ParsePresenceUsers(data); err == nil {
+			if len(users) == 0 || len(users) > MaxPresenceUsers {
+				t.Fatalf("presence request of %d users accepted", len(users))
+			}
+			for _, u := range users {
+				if ev := AppendPresence(nil, u, true, 1); !json.Valid(ev) {
+					t.Fatalf("presence event for %q is not JSON: %s", u, ev)
+				}
+			}
+		} else if !errors.Is(err, NewError(CodeInvalidPresence)) {
+			t.Fatalf("presence request refused with %v", err)
 		}
 		_, _ = ParseError(&DataMessage{Type: "x:error", Data: data})
 		if reply := AppendError(nil, &Error{Code: CodeInternal, Payload: data}); !json.Valid(reply) {

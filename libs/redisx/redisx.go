@@ -1,4 +1,6 @@
-// Package redisx opens Redis clients from the URLs operators configure.
+// Package redisx opens Redis clients from the URLs operators configure,
+// with the services' error metrics and, when tracing is on, a span per
+// command inside a traced operation.
 package redisx
 
 import (
@@ -6,7 +8,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+
+	"github.com/bachata-chat/bachata/libs/obs"
 )
 
 // Option adjusts the client Open builds.
@@ -14,11 +20,23 @@ type Option func(*options)
 
 type options struct {
 	poolSize int
+	metrics  *Metrics
+	tracing  bool
 }
 
 // WithPoolSize sets the connection pool size (per node in a cluster): a
 // client for blocking calls needs one connection per concurrent call.
 func WithPoolSize(n int) Option { return func(o *options) { o.poolSize = n } }
+
+// WithMetrics counts the client's failed commands on m.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithTracing adds a client span per command (EVALSHA, BLMOVE, …) and per
+// pipeline when tracing is on (obs.TracingEnabled), but only inside a
+// trace: a command whose context holds no span starts none, so background
+// loops do not make a trace per poll. Spans carry the command name, never
+// its arguments, which hold message bodies.
+func WithTracing() Option { return func(o *options) { o.tracing = true } }
 
 // Open returns a client for url and checks that the server answers. A
 // "redis://", "rediss://" or "unix://" URL opens a single server; a URL
@@ -45,6 +63,19 @@ func Open(ctx context.Context, url string, opts ...Option) (redis.UniversalClien
 		c = redis.NewClient(ro)
 	default:
 		return nil, fmt.Errorf("redis url %q: want redis://host:port/db or redis+cluster://host:port,host:port", url)
+	}
+	if o.metrics != nil {
+		c.AddHook(errorHook{m: o.metrics})
+	}
+	if o.tracing && obs.TracingEnabled() {
+		if err := redisotel.InstrumentTracing(c,
+			redisotel.WithTracerProvider(obs.ChildOnly(otel.GetTracerProvider())),
+			redisotel.WithDBStatement(false),
+			redisotel.WithCallerEnabled(false),
+		); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("redis tracing: %w", err)
+		}
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()

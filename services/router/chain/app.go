@@ -204,6 +204,9 @@ func (a *App) Process(ctx context.Context, req *Request) (Decision, error) {
 	msg := nats.NewMsg(subject)
 	msg.Header.Set(AppMsgIDHeader, m.GetId())
 	msg.Data = body
+	// The backend may continue the message's trace from the W3C
+	// traceparent header (present when tracing is on).
+	natsx.InjectTrace(ctx, msg)
 
 	rctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()

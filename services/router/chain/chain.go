@@ -10,6 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bachata-chat/bachata/libs/obs"
 	"github.com/bachata-chat/bachata/libs/protocol"
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 )
@@ -17,23 +22,31 @@ import (
 // Chain is an ordered list of routes. Run is safe for concurrent use and
 // never blocks on Add or Remove: it works on an immutable snapshot of the
 // list, and writers publish a new snapshot. A Chain is also a
-// prometheus.Collector for its per-route metrics; register it once.
+// prometheus.Collector for its per-route metrics; register it once. With
+// tracing on, every route that runs on a message gets a span, "route
+// <name>", a child of the caller's.
 type Chain struct {
 	mu     sync.Mutex // serializes Add and Remove; Run only loads routes
 	routes atomic.Pointer[[]entry]
 	m      *metrics
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 }
 
 type entry struct {
 	route Route
 	name  string
 	m     *routeMetrics
+	// spanName is "route <name>", built once.
+	spanName string
 }
 
 // New returns a chain of routes in the given order. It fails with
-// ErrBadRoute when a route is nil, unnamed or named twice.
+// ErrBadRoute when a route is nil, unnamed or named twice. Its spans go to
+// the global tracer provider when tracing is on (obs.TracingEnabled at the
+// time of the call).
 func New(routes ...Route) (*Chain, error) {
-	c := &Chain{m: newMetrics()}
+	c := &Chain{m: newMetrics(), tracer: obs.Tracer("github.com/bachata-chat/bachata/services/router/chain")}
 	c.routes.Store(&[]entry{})
 	for _, r := range routes {
 		if err := c.Add(r); err != nil {
@@ -55,7 +68,7 @@ func (c *Chain) Add(r Route) error {
 	if name == "" || slices.ContainsFunc(old, func(e entry) bool { return e.name == name }) {
 		return fmt.Errorf("add route %q: %w: empty or duplicate name", name, ErrBadRoute)
 	}
-	next := append(slices.Clip(old), entry{route: r, name: name, m: c.m.forRoute(name)})
+	next := append(slices.Clip(old), entry{route: r, name: name, m: c.m.forRoute(name), spanName: "route " + name})
 	c.routes.Store(&next)
 	return nil
 }
@@ -146,11 +159,8 @@ type Result struct {
 func (c *Chain) Run(ctx context.Context, req *Request) (Result, error) {
 	for _, e := range *c.routes.Load() {
 		start := time.Now()
-		d, err := e.route.Process(ctx, req)
+		d, err := c.process(ctx, e, req)
 		e.m.duration.Observe(time.Since(start).Seconds())
-		if err == nil {
-			err = d.check()
-		}
 		if err != nil {
 			e.m.errors.Inc()
 			return Result{}, fmt.Errorf("route %s: %w", e.name, err)
@@ -163,6 +173,36 @@ func (c *Chain) Run(ctx context.Context, req *Request) (Result, error) {
 	}
 	c.m.unclaimed.Inc()
 	return Result{Decision: Reject(protocol.Errorf(protocol.CodeUnknownType, "type %q", req.Message.GetType()))}, nil
+}
+
+// process runs one route on req and checks its decision, in a span of its
+// own when tracing is on: the route's calls (a hook, an app backend, the
+// membership service) become its children.
+func (c *Chain) process(ctx context.Context, e entry, req *Request) (Decision, error) {
+	if c.tracer == nil {
+		d, err := e.route.Process(ctx, req)
+		if err == nil {
+			err = d.check()
+		}
+		return d, err
+	}
+	ctx, span := c.tracer.Start(ctx, e.spanName, trace.WithAttributes(
+		attribute.String("bachata.route", e.name),
+		attribute.String("bachata.message.id", req.Message.GetId()),
+		attribute.String("bachata.message.type", req.Message.GetType()),
+	))
+	defer span.End()
+	d, err := e.route.Process(ctx, req)
+	if err == nil {
+		err = d.check()
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, "route failed")
+		return d, err
+	}
+	span.SetAttributes(attribute.String("bachata.decision", d.kind.String()))
+	return d, nil
 }
 
 // PostProcess calls the deciding route's PostProcess, when it has one, after

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/bachata-chat/bachata/libs/protocol"
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
@@ -417,4 +419,40 @@ func sampleCount(t *testing.T, o prometheus.Observer) uint64 {
 	var pb dto.Metric
 	require.NoError(t, m.Write(&pb))
 	return pb.GetHistogram().GetSampleCount()
+}
+
+// TestRunMakesASpanPerRouteThatRan: with a tracer, each route offered the
+// message gets a span under the caller's, with its decision; routes after
+// the deciding one get none.
+func TestRunMakesASpanPerRouteThatRan(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	c, err := New(
+		&fakeRoute{name: "first", decide: onType("other", Reply())},
+		&fakeRoute{name: "second", decide: onType("text", deliverBob)},
+		&fakeRoute{name: "third", decide: onType("text", Reply())},
+	)
+	require.NoError(t, err)
+	c.tracer = tp.Tracer("test")
+	ctx, parent := tp.Tracer("test").Start(t.Context(), "Route")
+	_, err = c.Run(ctx, msg("text"))
+	require.NoError(t, err)
+	parent.End()
+
+	var names []string
+	for _, s := range rec.Ended() {
+		if s.Name() == "Route" {
+			continue
+		}
+		names = append(names, s.Name())
+		require.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID())
+	}
+	require.Equal(t, []string{"route first", "route second"}, names)
+	for _, kv := range rec.Ended()[1].Attributes() {
+		if kv.Key == "bachata.decision" {
+			require.Equal(t, "deliver", kv.Value.AsString())
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os/signal"
 	"syscall"
 
@@ -49,9 +50,24 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	tracing, err := obs.SetupTracing(ctx, "router", getenv, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Last, after the router stopped: the spans of the drain get out too.
+	defer flushTraces(ctx, tracing, logger)
 	a, err := app.New(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// flushTraces exports the spans still buffered, within obs.FlushTimeout.
+func flushTraces(ctx context.Context, t *obs.Tracing, logger *slog.Logger) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), obs.FlushTimeout)
+	defer cancel()
+	if err := t.Shutdown(fctx); err != nil {
+		logger.WarnContext(ctx, "traces not flushed", "err", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,9 +40,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	tracing, err := obs.SetupTracing(ctx, "delivery", getenv, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Last, after the service stopped: the spans of the drain get out too.
+	defer flushTraces(ctx, tracing, logger)
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// flushTraces exports the spans still buffered, within obs.FlushTimeout.
+func flushTraces(ctx context.Context, t *obs.Tracing, logger *slog.Logger) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), obs.FlushTimeout)
+	defer cancel()
+	if err := t.Shutdown(fctx); err != nil {
+		logger.WarnContext(ctx, "traces not flushed", "err", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,11 @@ import (
 	"github.com/bachata-chat/bachata/services/delivery/internal/queue"
 	"github.com/bachata-chat/bachata/services/delivery/internal/shard"
 )
+
+// statsEvery is how often each owned shard's sizes are read for the queue
+// gauges: often enough for a dashboard, a handful of O(1) commands per
+// owned shard.
+const statsEvery = 5 * time.Second
 
 // App is a wired delivery service, ready to Run.
 type App struct {
@@ -53,15 +59,25 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 func (a *App) wire(ctx context.Context) error {
 	cfg, logger := a.cfg, a.logger
 	var err error
-	if a.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
+	reg := obs.NewRegistry()
+	redisMetrics, err := redisx.NewMetrics(reg)
+	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
-	if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "delivery", logger); err != nil {
+	natsMetrics, err := natsx.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	if a.redis, err = redisx.Open(ctx, cfg.RedisURL, redisx.WithMetrics(redisMetrics), redisx.WithTracing()); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "delivery", logger, natsx.WithMetrics(natsMetrics)); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
 	// The shard workers block in BLMOVE, one connection each; they get a
 	// client of their own so the API calls never wait for a connection.
-	if a.blocking, err = redisx.Open(ctx, cfg.RedisURL, redisx.WithPoolSize(cfg.Shards+2)); err != nil {
+	// It is not traced: its waits belong to no message.
+	if a.blocking, err = redisx.Open(ctx, cfg.RedisURL, redisx.WithPoolSize(cfg.Shards+2), redisx.WithMetrics(redisMetrics)); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
 	store, err := queue.New(a.redis, queue.Options{
@@ -78,7 +94,6 @@ func (a *App) wire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
-	reg := obs.NewRegistry()
 	a.disp, err = dispatch.New(store, a.nats, natsx.Subjects{Prefix: cfg.NATSPrefix}, logger, reg)
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -88,13 +103,21 @@ func (a *App) wire(ctx context.Context) error {
 		Lease:       cfg.ShardLease,
 		ExpireEvery: cfg.ExpireEvery,
 		Batch:       256,
+		StatsEvery:  statsEvery,
 	}, logger)
+	if err := reg.Register(a.shards); err != nil {
+		return fmt.Errorf("delivery: register shard metrics: %w", err)
+	}
 	var lc net.ListenConfig
 	glis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("delivery: listen grpc: %w", err)
 	}
 	a.grpc = grpcx.NewServer(glis, logger, cfg.ShutdownTimeout)
+	if err := reg.Register(a.grpc); err != nil {
+		_ = glis.Close()
+		return fmt.Errorf("delivery: register grpc metrics: %w", err)
+	}
 	deliveryv1.RegisterDeliveryServiceServer(a.grpc.Server, a.disp)
 	deliveryv1.RegisterGroupServiceServer(a.grpc.Server, dispatch.NewGroups(store))
 	hlis, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)

@@ -16,6 +16,11 @@ type metrics struct {
 	undelivered   prometheus.Counter
 	delivered     prometheus.Counter
 	publishErrors prometheus.Counter
+	// ackLatency is the time from a message's last push to the client's
+	// ack; lag the time from the router's stamp (just before the enqueue)
+	// to the message's first push.
+	ackLatency prometheus.Histogram
+	lag        prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,8 +37,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		undelivered:   c("undelivered_reports_total", "Messages reported undelivered past the configured delay."),
 		delivered:     c("delivered_reports_total", "Messages reported undelivered that were acked at last."),
 		publishErrors: c("publish_errors_total", "Failed NATS publishes (deliveries stay in flight and come again)."),
+		// 1 ms to about a minute: past the visibility timeout an ack is
+		// for a redelivery.
+		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "bachata", Subsystem: "delivery", Name: "ack_latency_seconds",
+			Help:    "Time from a message's push to the recipient device's ack (200).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
+		}),
+		// 1 ms to over an hour: a device offline for longer lands in +Inf.
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "bachata", Subsystem: "delivery", Name: "lag_seconds",
+			Help:    "Time from a message's acceptance (the router's time stamp) to its first push to a device; includes time the device was offline.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}),
 	}
-	for _, col := range []prometheus.Collector{m.enqueued, m.acked, m.receipts, m.pushed, m.redelivered, m.deadLetters, m.undelivered, m.delivered, m.publishErrors} {
+	for _, col := range []prometheus.Collector{m.enqueued, m.acked, m.receipts, m.pushed, m.redelivered, m.deadLetters, m.undelivered, m.delivered, m.publishErrors, m.ackLatency, m.lag} {
 		if err := reg.Register(col); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

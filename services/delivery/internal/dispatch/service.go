@@ -9,14 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bachata-chat/bachata/libs/natsx"
+	"github.com/bachata-chat/bachata/libs/obs"
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
@@ -35,16 +39,33 @@ type Service struct {
 	logger   *slog.Logger
 	metrics  *metrics
 	subjects natsx.Subjects
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 }
 
+// tracerName names the spans the delivery service makes itself.
+const tracerName = "github.com/bachata-chat/bachata/services/delivery"
+
 // New returns a Service publishing on nc and registering its metrics on reg.
+// Its spans go to the global tracer provider when tracing is on
+// (obs.TracingEnabled at the time of the call).
 func New(store *queue.Store, nc *nats.Conn, subjects natsx.Subjects, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	pub := &Publisher{nats: nc, subjects: subjects, logger: logger, metrics: m}
-	return &Service{store: store, nats: nc, pub: pub, logger: logger, metrics: m, subjects: subjects}, nil
+	tracer := obs.Tracer(tracerName)
+	pub := &Publisher{nats: nc, subjects: subjects, logger: logger, metrics: m, tracer: tracer, now: time.Now}
+	return &Service{store: store, nats: nc, pub: pub, logger: logger, metrics: m, subjects: subjects, tracer: tracer}, nil
+}
+
+// stampTrace makes msg carry the sampled span of ctx (the call's server
+// span), so what happens to it later, when a shard owner pushes it, joins
+// its trace. Without one (tracing off here) it keeps what the router set.
+func stampTrace(ctx context.Context, msg *commonv1.Message) {
+	if tp := obs.TraceParent(ctx); tp != "" {
+		msg.TraceParent = tp
+	}
 }
 
 // Publisher is what the shard owners publish through.
@@ -70,6 +91,7 @@ func (s *Service) Enqueue(ctx context.Context, req *deliveryv1.EnqueueRequest) (
 	if msg.GetId() == "" || msg.GetType() == "" || len(req.GetRecipients()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "enqueue: message id, type and at least one recipient are required")
 	}
+	stampTrace(ctx, msg)
 	resp := &deliveryv1.EnqueueResponse{Duplicate: true}
 	for _, r := range req.GetRecipients() {
 		if room := r.GetRoom(); room != "" {
@@ -117,6 +139,7 @@ func (s *Service) Push(ctx context.Context, req *deliveryv1.PushRequest) (*deliv
 	if msg.GetId() == "" || msg.GetType() == "" || len(req.GetRecipients()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "push: message id, type and at least one recipient are required")
 	}
+	stampTrace(ctx, msg)
 	var out []queue.Delivery
 	for _, r := range req.GetRecipients() {
 		if r.GetUser() == "" {
@@ -171,15 +194,20 @@ func (s *Service) Ack(ctx context.Context, req *deliveryv1.AckRequest) (*deliver
 		}
 		acked += int32(res.Acked) //nolint:gosec // bounded by the request size
 		s.metrics.acked.Add(float64(res.Acked))
+		traced := s.ackSpans(ctx, req.GetDevice(), res.Messages)
+		defer traced.end()
 		for _, r := range res.Receipts {
 			// The 300 is queued in the sender's own device queue, so it
 			// survives the sender being offline. The ack recorded it in the
 			// outbox too: if this fails, the shard's owner queues it later.
-			if err := s.store.PushReceipt(ctx, r.To, r.MessageID, queue.ReceiptDelivered); err != nil {
+			// It is queued in the ack's span of its message, whose trace
+			// it then carries.
+			rctx := traced.context(ctx, r.MessageID)
+			if err := s.store.PushReceipt(rctx, r.To, r.MessageID, queue.ReceiptDelivered); err != nil {
 				return nil, storeErr("push receipt", err)
 			}
-			if err := s.store.ReceiptQueued(ctx, res.Shard, r); err != nil {
-				s.logger.WarnContext(ctx, "receipt queued but left in the outbox", "id", r.MessageID, "err", err)
+			if err := s.store.ReceiptQueued(rctx, res.Shard, r); err != nil {
+				s.logger.WarnContext(rctx, "receipt queued but left in the outbox", "id", r.MessageID, "err", err)
 			}
 			s.metrics.receipts.Inc()
 		}
@@ -225,4 +253,62 @@ func (s *Service) WatchGatewayDown(ctx context.Context) error {
 		return fmt.Errorf("unsubscribe gateway-down: %w", err)
 	}
 	return nil
+}
+
+// ackTraces are the "delivery.ack" spans of one Ack call, by message id.
+type ackTraces map[string]ackSpan
+
+type ackSpan struct {
+	ctx  context.Context
+	span trace.Span
+}
+
+// ackSpans observes the ack latency of each acked message and, with
+// tracing on, starts a "delivery.ack" span for each one whose trace was
+// sampled: a child of the trace context stored with the message, so the
+// ack joins the message's trace, linked to this call's own span. The
+// gateway acks many messages in one call, so the call itself cannot be
+// part of every message's trace.
+func (s *Service) ackSpans(ctx context.Context, device *commonv1.DeviceRef, msgs []queue.AckedMessage) ackTraces {
+	var out ackTraces
+	for _, m := range msgs {
+		if m.Latency >= 0 {
+			s.metrics.ackLatency.Observe(m.Latency.Seconds())
+		}
+		if s.tracer == nil || m.TraceParent == "" {
+			continue
+		}
+		opts := []trace.SpanStartOption{trace.WithAttributes(
+			attribute.String("bachata.message.id", m.ID),
+			attribute.String("bachata.user", device.GetUser()),
+			attribute.String("bachata.device", device.GetDevice()),
+		)}
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+		sctx, span := s.tracer.Start(obs.ContextWithTraceParent(ctx, m.TraceParent), "delivery.ack", opts...)
+		if m.Latency >= 0 {
+			span.SetAttributes(attribute.Int64("bachata.ack_latency_ms", m.Latency.Milliseconds()))
+		}
+		if out == nil {
+			out = make(ackTraces)
+		}
+		out[m.ID] = ackSpan{ctx: sctx, span: span}
+	}
+	return out
+}
+
+// context is the context to continue message id's work in: its ack span's
+// when it has one, else ctx.
+func (t ackTraces) context(ctx context.Context, id string) context.Context {
+	if a, ok := t[id]; ok {
+		return a.ctx
+	}
+	return ctx
+}
+
+func (t ackTraces) end() {
+	for _, a := range t {
+		a.span.End()
+	}
 }

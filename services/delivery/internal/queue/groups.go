@@ -134,10 +134,10 @@ func (s *Store) enqueueMembers(ctx context.Context, out *RoomResult, members []s
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, 0, len(byShard))
 		for k, users := range byShard {
-			args := make([]any, 0, 12+len(users))
+			args := make([]any, 0, 13+len(users))
 			args = append(args, s.base(k), sender.GetUser()+":"+msg.GetId(), int64(s.opts.DedupeTTL/time.Second),
 				msg.GetId(), body, sender.GetUser(), sender.GetDevice(), flag(receipt),
-				now, s.opts.MaxQueueLength, ms(s.opts.MaxAge), ms(s.opts.UndeliveredAfter))
+				now, s.opts.MaxQueueLength, ms(s.opts.MaxAge), ms(s.opts.UndeliveredAfter), msg.GetTraceParent())
 			for _, u := range users {
 				args = append(args, u)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bachata-chat/bachata/libs/obs"
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
 )
@@ -140,7 +141,7 @@ func (s *Store) Enqueue(ctx context.Context, msg *commonv1.Message, sender *comm
 	res, err := enqueueScript.Run(ctx, s.rdb, s.route(shard),
 		s.base(shard), r.User, sender.GetUser()+":"+msg.GetId(), int64(s.opts.DedupeTTL/time.Second),
 		msg.GetId(), body, sender.GetUser(), sender.GetDevice(), flag(r.Receipt), r.ExcludeDevice, flag(r.Copy),
-		s.now(), s.opts.MaxQueueLength, ms(s.opts.MaxAge), ms(s.opts.UndeliveredAfter),
+		s.now(), s.opts.MaxQueueLength, ms(s.opts.MaxAge), ms(s.opts.UndeliveredAfter), msg.GetTraceParent(),
 	).Slice()
 	if err != nil {
 		return EnqueueResult{}, fmt.Errorf("queue: enqueue for %s: %w", r.User, err)
@@ -192,6 +193,17 @@ type Receipt struct {
 	MessageID string
 }
 
+// AckedMessage is one message an ack removed, as its caller observes it.
+type AckedMessage struct {
+	ID string
+	// TraceParent is the trace context stored with the message; "" when
+	// its trace was not sampled.
+	TraceParent string
+	// Latency is the time from the message's last push to this ack; -1
+	// when unknown (the ack matched a message that was back in its queue).
+	Latency time.Duration
+}
+
 // AckResult says what an ack removed.
 type AckResult struct {
 	// Shard is the recipient's shard, whose outbox holds the receipts
@@ -204,6 +216,8 @@ type AckResult struct {
 	// Delivered are messages reported undelivered earlier that a device
 	// of the recipient has now acked.
 	Delivered []Receipt
+	// Messages are the acked messages (not receipts).
+	Messages []AckedMessage
 }
 
 // Ack removes the device's messages with these ids.
@@ -221,7 +235,8 @@ func (s *Store) ack(ctx context.Context, device *commonv1.DeviceRef, kind string
 	user := device.GetUser()
 	shard := s.ShardOf(user)
 	args := make([]any, 0, 5+len(ids))
-	args = append(args, s.base(shard), user, device.GetDevice(), kind, s.now())
+	now := s.now()
+	args = append(args, s.base(shard), user, device.GetDevice(), kind, now)
 	for _, id := range ids {
 		args = append(args, id)
 	}
@@ -229,7 +244,7 @@ func (s *Store) ack(ctx context.Context, device *commonv1.DeviceRef, kind string
 	if err != nil {
 		return AckResult{}, fmt.Errorf("queue: ack %s/%s: %w", user, device.GetDevice(), err)
 	}
-	if len(res) != 3 {
+	if len(res) != 4 {
 		return AckResult{}, errReply("ack", res)
 	}
 	out := AckResult{Shard: shard, Acked: asInt(res[0])}
@@ -238,6 +253,32 @@ func (s *Store) ack(ctx context.Context, device *commonv1.DeviceRef, kind string
 	}
 	if out.Delivered, err = receipts(res[2]); err != nil {
 		return AckResult{}, err
+	}
+	if out.Messages, err = s.ackedMessages(res[3], now); err != nil {
+		return AckResult{}, err
+	}
+	return out, nil
+}
+
+// ackedMessages decodes the {id, trace context, deadline, attempt} tuples
+// of the ack script. The push time is the deadline less the visibility
+// timeout of that attempt (see deadline in the scripts).
+func (s *Store) ackedMessages(v any, now int64) ([]AckedMessage, error) {
+	rows, _ := v.([]any)
+	out := make([]AckedMessage, 0, len(rows))
+	for _, r := range rows {
+		t, ok := r.([]any)
+		if !ok || len(t) != 4 {
+			return nil, errReply("acked message", rows)
+		}
+		m := AckedMessage{ID: asString(t[0]), TraceParent: asString(t[1]), Latency: -1}
+		due, err1 := strconv.ParseFloat(asString(t[2]), 64)
+		attempt, err2 := strconv.Atoi(asString(t[3]))
+		if err1 == nil && err2 == nil && attempt >= 1 {
+			pushed := int64(due) - ms(s.opts.Visibility)<<(min(attempt, 7)-1)
+			m.Latency = time.Duration(max(now-pushed, 0)) * time.Millisecond
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -259,13 +300,15 @@ func receipts(v any) ([]Receipt, error) {
 }
 
 // PushReceipt queues a receipt of the given transport type for the device
-// that sent message id.
+// that sent message id. The span in ctx, when sampled, is stored with it:
+// its push and the gateway's write join that trace.
 func (s *Store) PushReceipt(ctx context.Context, to *commonv1.DeviceRef, id string, receiptType int32) error {
 	user := to.GetUser()
 	shard := s.ShardOf(user)
 	entry := "r|" + strconv.Itoa(int(receiptType)) + "|" + id
 	if err := pushReceiptScript.Run(ctx, s.rdb, s.route(shard),
-		s.base(shard), user, to.GetDevice(), entry, s.now(), ms(s.opts.MaxAge), int64(s.opts.DedupeTTL/time.Second)).Err(); err != nil {
+		s.base(shard), user, to.GetDevice(), entry, s.now(), ms(s.opts.MaxAge), int64(s.opts.DedupeTTL/time.Second),
+		obs.TraceParent(ctx)).Err(); err != nil {
 		return fmt.Errorf("queue: receipt for %s/%s: %w", user, to.GetDevice(), err)
 	}
 	return nil
@@ -603,13 +646,26 @@ type Entry struct {
 	ReceiptType int32
 	// MessageID is the message's id, for both kinds.
 	MessageID string
+	// ReceiptTrace is a receipt's trace context, "" when none; a
+	// message's is in Message.
+	ReceiptTrace string
+}
+
+// TraceParent is the entry's trace context: its message's or its
+// receipt's; "" when its trace was not sampled.
+func (e Entry) TraceParent() string {
+	if e.Message != nil {
+		return e.Message.GetTraceParent()
+	}
+	return e.ReceiptTrace
 }
 
 func (e Entry) receipt() *eventsv1.Receipt {
-	return &eventsv1.Receipt{Type: e.ReceiptType, MessageId: e.MessageID}
+	return &eventsv1.Receipt{Type: e.ReceiptType, MessageId: e.MessageID, TraceParent: e.ReceiptTrace}
 }
 
-// decodeEntry reads "m|<ref>|<id>" with its body, or "r|<type>|<id>".
+// decodeEntry reads "m|<ref>|<id>" with its body, or "r|<type>|<id>" with
+// its trace context.
 func decodeEntry(entry, body string) (Entry, error) {
 	kind, rest, _ := strings.Cut(entry, "|")
 	mid, id, ok := strings.Cut(rest, "|")
@@ -628,7 +684,7 @@ func decodeEntry(entry, body string) (Entry, error) {
 		if err != nil {
 			return Entry{}, errReply("receipt entry", entry)
 		}
-		return Entry{ReceiptType: int32(typ), MessageID: id}, nil
+		return Entry{ReceiptType: int32(typ), MessageID: id, ReceiptTrace: body}, nil
 	}
 	return Entry{}, errReply("entry", entry)
 }

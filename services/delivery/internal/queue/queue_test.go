@@ -820,6 +820,8 @@ var scenarios = []struct {
 	{"NewOwnerPushesInFlightFirstAfterACrash", scenarioNewOwnerPushesInFlightFirstAfterACrash},
 	{"CleanHandoverPushesNothingAgain", scenarioCleanHandoverPushesNothingAgain},
 	{"WaitReadyWakesOnEnqueueAndDrainTakesTheWoken", scenarioWaitReadyWakesOnEnqueueAndDrainTakesTheWoken},
+	{"TraceContextTravelsWithMessagesAndReceipts", scenarioTraceContextTravelsWithMessagesAndReceipts},
+	{"StatsCountTheShard", scenarioStatsCountTheShard},
 }
 
 func TestOnRedis(t *testing.T) {

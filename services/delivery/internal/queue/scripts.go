@@ -32,11 +32,15 @@ local function ref(e)
   return string.match(e, '^m|(%d+)|')
 end
 
--- body returns what a delivery or dead letter carries for an entry.
-local function body(B, e)
+-- body returns what a delivery or dead letter carries for an entry of
+-- device d of user u: a message's body; for a receipt, the trace context it
+-- was queued with (its mark's value when not '1'), or ''.
+local function body(B, u, d, e)
   local r = ref(e)
-  if not r then return '' end
-  return redis.call('HGET', B .. 'm:' .. r, 'body') or ''
+  if r then return redis.call('HGET', B .. 'm:' .. r, 'body') or '' end
+  local tp = redis.call('GET', B .. 'rc:' .. u .. ':' .. d .. ':' .. e)
+  if tp and tp ~= '1' then return tp end
+  return ''
 end
 
 -- release drops one device's hold on a message body, deleting it with the
@@ -64,7 +68,7 @@ end
 -- list and appends it to out as {user, device, reason, attempts, entry, body}.
 local function bury(B, u, d, e, reason, out)
   local attempts = tonumber(redis.call('HGET', akey(B, u, d), e) or '0')
-  local b = body(B, e)
+  local b = body(B, u, d, e)
   redis.call('RPUSH', B .. 'dead', table.concat({reason, u, d, attempts, e, b}, SEP))
   forget(B, u, d, e)
   release(B, e)
@@ -108,7 +112,7 @@ local function push(B, u, d, now, window, visibility, maxAttempts, out, dead)
     else
       room = room - 1
       redis.call('ZADD', B .. 'due', deadline(now, visibility, attempt), member(u, d, e))
-      table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, e)})
+      table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, u, d, e)})
     end
   end
 end
@@ -123,9 +127,11 @@ end
 
 // enqueueLua stores one message for one recipient user:
 // enqueue(B, u, dkey, ttl, id, body, suser, sdev, receipt, exclude, copy,
-// now, maxLen, maxAge, late, dead) returns duplicate (0/1) and devices.
+// now, maxLen, maxAge, late, tp, dead) returns duplicate (0/1) and devices.
+// tp, the message's trace context, is kept beside the body (field "tp")
+// when there is one, for the ack to join the message's trace.
 const enqueueLua = `
-local function enqueue(B, u, dkey, ttl, id, b, suser, sdev, receipt, exclude, copy, now, maxLen, maxAge, late, dead)
+local function enqueue(B, u, dkey, ttl, id, b, suser, sdev, receipt, exclude, copy, now, maxLen, maxAge, late, tp, dead)
   if not redis.call('SET', B .. 'd:' .. u .. ':' .. dkey, '1', 'NX', 'EX', ttl) then
     return 1, 0
   end
@@ -141,6 +147,7 @@ local function enqueue(B, u, dkey, ttl, id, b, suser, sdev, receipt, exclude, co
   local e = 'm|' .. r .. '|' .. id
   redis.call('HSET', B .. 'm:' .. r, 'body', b, 'user', u, 'suser', suser, 'sdev', sdev,
     'receipt', receipt, 'holders', math.max(#devs, 1), 'queued', now)
+  if tp ~= '' then redis.call('HSET', B .. 'm:' .. r, 'tp', tp) end
   if late > 0 and not copy then
     redis.call('ZADD', B .. 'late', now + late, u .. SEP .. r)
   end
@@ -174,11 +181,12 @@ end
 // ARGV: B, user, dedupe key, dedupe ttl (s), message id, body, sender user,
 // sender device, receipt (0/1), excluded device, copy (0/1), now (ms),
 // max queue length (0: none), max age (ms, 0: none), undelivered delay
-// (ms, 0: none). Returns {duplicate, devices, dead letters}.
+// (ms, 0: none), trace context (empty for none). Returns {duplicate, devices,
+// dead letters}.
 var enqueueScript = redis.NewScript(commonLua + enqueueLua + `
 local dead = {}
 local dup, n = enqueue(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-  ARGV[9], ARGV[10], ARGV[11] == '1', tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), dead)
+  ARGV[9], ARGV[10], ARGV[11] == '1', tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16], dead)
 return {dup, n, dead}
 `)
 
@@ -188,19 +196,19 @@ return {dup, n, dead}
 //
 // ARGV: B, dedupe key, dedupe ttl (s), message id, body, sender user,
 // sender device, receipt (0/1), now (ms), max queue length, max age (ms),
-// undelivered delay (ms), members….
+// undelivered delay (ms), trace context (empty for none), members….
 // Returns {members that were new, devices, dead letters}.
 var enqueueMembersScript = redis.NewScript(commonLua + enqueueLua + `
 local B, dkey, ttl, id, b, suser, sdev, receipt = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local now, maxLen, maxAge, late = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local now, maxLen, maxAge, late, tp = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
 local dead, fresh, devices = {}, 0, 0
-for i = 13, #ARGV do
+for i = 14, #ARGV do
   local u = ARGV[i]
   local dup, n
   if u == suser then
-    dup, n = enqueue(B, u, dkey, ttl, id, b, suser, sdev, '0', sdev, true, now, maxLen, maxAge, late, dead)
+    dup, n = enqueue(B, u, dkey, ttl, id, b, suser, sdev, '0', sdev, true, now, maxLen, maxAge, late, tp, dead)
   else
-    dup, n = enqueue(B, u, dkey, ttl, id, b, suser, sdev, receipt, '', false, now, maxLen, maxAge, late, dead)
+    dup, n = enqueue(B, u, dkey, ttl, id, b, suser, sdev, receipt, '', false, now, maxLen, maxAge, late, tp, dead)
   end
   if dup == 0 then fresh = fresh + 1 end
   devices = devices + n
@@ -256,14 +264,19 @@ return 1
 // the ack, and stays there until it is queued for the sender: the caller
 // does that at once, and the shard's owner retries what a crash left.
 //
+// For each acked message it also returns what the caller observes: the
+// trace context stored with it, and the visibility deadline and attempt of
+// its last push (the push time follows from them), empty where there is none.
+//
 // ARGV: B, user, device, kind ("m" or "r"), now (ms), ids…
 // Returns {acked, receipts {sender user, sender device, id}…,
-// delivered {sender user, sender device, id}…}.
+// delivered {sender user, sender device, id}…,
+// messages {id, trace context, deadline (ms), attempt}…}.
 var ackScript = redis.NewScript(commonLua + `
 local B, u, d, kind, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local wanted = {}
 for i = 6, #ARGV do wanted[ARGV[i]] = true end
-local acked, receipts, delivered = 0, {}, {}
+local acked, receipts, delivered, msgs = 0, {}, {}, {}
 -- The in-flight list first, then the queue: a device may ack a message
 -- that was put back after a reconnect but had already reached it.
 for _, list in ipairs({fkey(B, u, d), qkey(B, u, d)}) do
@@ -271,11 +284,17 @@ for _, list in ipairs({fkey(B, u, d), qkey(B, u, d)}) do
     local k, mid, id = string.match(e, '^(%a)|([^|]*)|(.*)$')
     if k == kind and wanted[id] then
       wanted[id] = nil
+      local due, attempt
+      if k == 'm' then
+        due = redis.call('ZSCORE', B .. 'due', member(u, d, e))
+        attempt = redis.call('HGET', akey(B, u, d), e)
+      end
       redis.call('LREM', list, 1, e)
       forget(B, u, d, e)
       acked = acked + 1
       if k == 'm' then
         local m = B .. 'm:' .. mid
+        table.insert(msgs, {id, redis.call('HGET', m, 'tp') or '', due or '', attempt or ''})
         if redis.call('HSETNX', m, 'acked', '1') == 1 then
           local s = redis.call('HMGET', m, 'suser', 'sdev', 'receipt', 'reported')
           if s[3] == '1' then
@@ -291,17 +310,22 @@ for _, list in ipairs({fkey(B, u, d), qkey(B, u, d)}) do
   end
 end
 if acked > 0 then ready(B, u, d) end
-return {acked, receipts, delivered}
+return {acked, receipts, delivered, msgs}
 `)
 
 // pushReceiptScript queues a receipt for the device that sent the message,
 // once: a retry from the outbox finds its mark and queues nothing.
 //
-// ARGV: B, user, device, entry, now (ms), max age (ms), mark ttl (s).
-// Returns 1 when it queued the receipt.
+// The mark's value is the receipt's trace context ('1' when there is
+// none), which its push sends along.
+//
+// ARGV: B, user, device, entry, now (ms), max age (ms), mark ttl (s),
+// trace context (empty for none). Returns 1 when it queued the receipt.
 var pushReceiptScript = redis.NewScript(commonLua + `
 local B, u, d, e, now, maxAge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-if not redis.call('SET', B .. 'rc:' .. u .. ':' .. d .. ':' .. e, '1', 'NX', 'EX', ARGV[7]) then
+local mark = ARGV[8]
+if not mark or mark == '' then mark = '1' end
+if not redis.call('SET', B .. 'rc:' .. u .. ':' .. d .. ':' .. e, mark, 'NX', 'EX', ARGV[7]) then
   return 0
 end
 redis.call('RPUSH', qkey(B, u, d), e)
@@ -365,7 +389,7 @@ for _, mb in ipairs(redis.call('ZRANGEBYSCORE', B .. 'due', '-inf', now, 'LIMIT'
     else
       attempt = redis.call('HINCRBY', akey(B, u, d), e, 1)
       redis.call('ZADD', B .. 'due', deadline(now, visibility, attempt), mb)
-      table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, e)})
+      table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, u, d, e)})
     end
   end
 end
@@ -451,7 +475,7 @@ for _, mb in ipairs(redis.call('ZRANGE', B .. 'due', 0, -1)) do
       for _, e in ipairs(redis.call('LRANGE', fkey(B, u, d), 0, -1)) do
         local attempt = redis.call('HINCRBY', akey(B, u, d), e, 1)
         redis.call('ZADD', B .. 'due', deadline(now, visibility, attempt), member(u, d, e))
-        table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, e)})
+        table.insert(out, {u, d, conn[1], conn[2], attempt, e, body(B, u, d, e)})
       end
     end
   end

@@ -41,10 +41,16 @@ type Options struct {
 	// Batch bounds the devices one drain pushes and the entries one timer
 	// run handles.
 	Batch int
+	// StatsEvery is how often each owned shard's sizes are read for the
+	// gauges (the Owner is their prometheus.Collector); 0 reads none.
+	StatsEvery time.Duration
 }
 
 // Owner keeps this instance's share of the shards and runs a worker for
-// each shard it owns.
+// each shard it owns. It is a prometheus.Collector of the owned shards'
+// sizes.
+//
+// mu and statsMu are never held together.
 type Owner struct {
 	store    *queue.Store
 	blocking redis.Cmdable
@@ -59,13 +65,20 @@ type Owner struct {
 	releasing map[int]struct{}
 	// stopping counts the goroutines that wait for workers to stop.
 	stopping sync.WaitGroup
+
+	// statsMu guards stats: the last sizes read of each owned shard.
+	statsMu sync.Mutex
+	stats   map[int]queue.ShardStats
 }
 
 // New returns an Owner. blocking is the client for the workers' blocking
 // waits: one connection per owned shard, so its pool must hold the shard
 // count.
 func New(store *queue.Store, blocking redis.Cmdable, pub Publisher, opts Options, log *slog.Logger) *Owner {
-	return &Owner{store: store, blocking: blocking, pub: pub, opts: opts, log: log, owned: make(map[int]*worker), releasing: make(map[int]struct{})}
+	return &Owner{
+		store: store, blocking: blocking, pub: pub, opts: opts, log: log,
+		owned: make(map[int]*worker), releasing: make(map[int]struct{}), stats: make(map[int]queue.ShardStats),
+	}
 }
 
 // Owned lists the shards this instance owns now.
@@ -205,6 +218,9 @@ type worker struct {
 	owner  *Owner
 	cancel context.CancelFunc
 	done   chan struct{}
+	// lastStats is when the shard's sizes were last read; only run
+	// touches it.
+	lastStats time.Time
 }
 
 func (w *worker) stopped() bool {
@@ -221,6 +237,7 @@ const retryAfter = 200 * time.Millisecond
 
 func (w *worker) run(ctx context.Context) {
 	o := w.owner
+	defer w.forgetStats()
 	wait := min(o.opts.ExpireEvery, time.Second)
 	for {
 		_, err := w.try(ctx, "takeover", func(ctx context.Context, k int, token string, _ int) (queue.Pushed, error) {
@@ -246,6 +263,7 @@ func (w *worker) run(ctx context.Context) {
 			if !w.step(ctx, "expire", o.store.Expire) || !w.owedReceipts(ctx) {
 				return
 			}
+			w.sampleStats(ctx)
 		}
 		woke, err := o.store.WaitReady(ctx, o.blocking, w.shard, wait)
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bachata-chat/bachata/libs/entity"
 	"github.com/bachata-chat/bachata/libs/grpcx"
 	"github.com/bachata-chat/bachata/libs/natsx"
 	"github.com/bachata-chat/bachata/libs/obs"
@@ -23,6 +22,8 @@ import (
 	"github.com/bachata-chat/bachata/services/gateway/internal/adminapi"
 	"github.com/bachata-chat/bachata/services/gateway/internal/auth"
 	"github.com/bachata-chat/bachata/services/gateway/internal/config"
+	"github.com/bachata-chat/bachata/services/gateway/internal/origin"
+	"github.com/bachata-chat/bachata/services/gateway/internal/presencewatch"
 	"github.com/bachata-chat/bachata/services/gateway/internal/ratelimit"
 	"github.com/bachata-chat/bachata/services/gateway/internal/ws"
 	"github.com/bachata-chat/bachata/services/gateway/internal/wsio"
@@ -55,6 +56,14 @@ type App struct {
 	endCalls context.CancelFunc
 	// hbFailures counts failed heartbeats.
 	hbFailures prometheus.Counter
+	// jwks keeps the JWKS key set fresh while Run runs; nil without a
+	// JWKS URL.
+	jwks *auth.JWKS
+	// watcher serves presence subscriptions; closed after the drain.
+	watcher *presencewatch.Watcher
+	// poller reads the WebSocket connections; nil when a goroutine per
+	// connection does. Closed after the drain.
+	poller *wsio.Poller
 }
 
 // New opens the listeners and the clients. Nothing is half built: on error
@@ -80,7 +89,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 	}
 	closers = append(closers, func() { _ = adminLis.Close() })
 
-	nc, err := natsx.Connect(ctx, cfg.NATSURL, "gateway "+cfg.GatewayID, logger)
+	reg := obs.NewRegistry()
+	natsMetrics, err := natsx.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := natsx.Connect(ctx, cfg.NATSURL, "gateway "+cfg.GatewayID, logger, natsx.WithMetrics(natsMetrics))
 	if err != nil {
 		return nil, err
 	}
@@ -108,19 +122,47 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 		return nil, err
 	}
 
+	authn, err := newAuthenticator(cfg, dial, logger)
+	if err != nil {
+		return nil, err
+	}
+	origins, err := origin.Parse(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("allowed origins: %w", err)
+	}
 	health := &obs.Health{}
-	reg := obs.NewRegistry()
 	peers := ws.Peers{
 		Router:   routerv1.NewRouterServiceClient(routerCC),
 		Delivery: deliveryv1.NewDeliveryServiceClient(deliveryCC),
 		Presence: presencev1.NewPresenceServiceClient(presenceCC),
 	}
+	watcher, err := presencewatch.New(presencewatch.Options{
+		NATS:             nc,
+		Subjects:         natsx.Subjects{Prefix: cfg.NATSPrefix},
+		Query:            presenceQuery(peers.Presence),
+		Coalesce:         cfg.PresenceCoalesce,
+		MaxPerSubscriber: cfg.PresenceMaxWatch,
+		Logger:           logger,
+		Registerer:       reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, watcher.Close)
+	poller, err := newPoller(cfg.WSReader, logger)
+	if err != nil {
+		return nil, err
+	}
+	if poller != nil {
+		closers = append(closers, func() { _ = poller.Close() })
+	}
 	base, endCalls := context.WithCancel(context.WithoutCancel(ctx))
 	adminMux := obs.AdminMux(health, reg)
+	groups := deliveryv1.NewGroupServiceClient(deliveryCC)
 	adminapi.Register(adminMux, adminapi.Options{
 		Token:      cfg.AdminToken,
 		Router:     peers.Router,
-		Groups:     deliveryv1.NewGroupServiceClient(deliveryCC),
+		Groups:     groups,
 		Presence:   peers.Presence,
 		NATS:       nc,
 		NATSPrefix: cfg.NATSPrefix,
@@ -138,6 +180,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 			MaxMessage:   cfg.MaxFrame,
 			QueueBytes:   cfg.QueueBytes,
 			WriteTimeout: cfg.WriteTimeout,
+			Poller:       poller,
 		},
 		Limiter: ratelimit.New(ratelimit.Options{
 			Rate:         float64(cfg.RateLimit),
@@ -145,7 +188,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 			Strikes:      cfg.RateStrikes,
 			StrikeWindow: 10 * time.Second,
 		}),
-	}, auth.NewHS256([]byte(cfg.JWTSecret), cfg.ServerName, entity.ValidLocal), peers, logger, ws.NewMetrics(reg))
+		MaxUserConns: cfg.MaxUserConns,
+		Origins:      origins,
+		Presence:     watcher,
+		ServerName:   cfg.ServerName,
+		Tracer:       obs.Tracer("github.com/bachata-chat/bachata/services/gateway"),
+	}, authn, peers, logger, ws.NewMetrics(reg))
+	public, err := publicHandler(cfg, srv.Handler(), groups, origins, logger)
+	if err != nil {
+		endCalls()
+		return nil, err
+	}
 
 	hbFailures := prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "bachata", Subsystem: "gateway", Name: "heartbeat_failures_total",
@@ -158,7 +211,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 		log:         logger,
 		health:      health,
 		metrics:     reg,
-		wsHTTP:      obs.NewHTTPServer(wsLis, srv.Handler(), cfg.ShutdownTimeout),
+		wsHTTP:      obs.NewHTTPServer(wsLis, public, cfg.ShutdownTimeout),
 		listeners:   []net.Listener{wsLis, adminLis},
 		admin:       obs.NewHTTPServer(adminLis, adminMux, cfg.ShutdownTimeout),
 		nc:          nc,
@@ -169,7 +222,28 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (a *App, e
 		kickSubject: natsx.Subjects{Prefix: cfg.NATSPrefix}.GatewayKick(cfg.GatewayID),
 		endCalls:    endCalls,
 		hbFailures:  hbFailures,
+		jwks:        authn.JWKS,
+		watcher:     watcher,
+		poller:      poller,
 	}, nil
+}
+
+// newPoller returns the epoll reader when the configuration asks for it,
+// or nil for a goroutine per connection, which is also the fallback where
+// there is no epoll.
+func newPoller(reader string, logger *slog.Logger) (*wsio.Poller, error) {
+	if reader == config.ReaderGoroutine {
+		return nil, nil
+	}
+	p, err := wsio.NewPoller()
+	if errors.Is(err, wsio.ErrPollerUnsupported) {
+		logger.Warn("epoll reader unavailable: reading each connection with a goroutine", "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("websocket poller: %w", err)
+	}
+	return p, nil
 }
 
 // WSAddr is the address the WebSocket listener is bound to.
@@ -214,6 +288,16 @@ func (a *App) Run(ctx context.Context) error {
 	hbStopped := make(chan struct{})
 	go func() { defer close(wsStopped); partDone("websocket", a.wsHTTP.Run(wsCtx)) }()
 	go func() { defer close(adminStopped); partDone("admin", a.admin.Run(life)) }()
+	// The key set loads in the background: an identity provider that is
+	// down at start does not stop the gateway, whose JWKS tokens get 503
+	// until the first load.
+	jwksStopped := make(chan struct{})
+	go func() {
+		defer close(jwksStopped)
+		if a.jwks != nil {
+			_ = a.jwks.Run(life) // returns when life ends; failures are logged
+		}
+	}()
 	// readyMu orders the first lease against the start of shutdown, so a
 	// late lease never marks a draining gateway ready.
 	var (
@@ -244,16 +328,26 @@ func (a *App) Run(ctx context.Context) error {
 	stopping = true
 	a.health.SetReady(false)
 	readyMu.Unlock()
+	if a.cfg.DrainDelay > 0 {
+		// Load balancers that watch /readyz stop sending new clients here
+		// before the connections are closed, so reconnects go elsewhere.
+		a.log.InfoContext(ctx, "not ready; waiting before the drain", "delay", a.cfg.DrainDelay)
+		delay := time.NewTimer(a.cfg.DrainDelay)
+		<-delay.C // bounded by config (at most 5m); a second signal is ignored during a stop anyway
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
+	// The drain does not wait for the WebSocket listener's graceful
+	// Shutdown: upgraded connections are hijacked and outside it, while a
+	// socket that has not sent its request yet (a preconnect) holds it up
+	// to 5s, and a request still authenticating for as long as that takes.
+	// Drain refuses new upgrades with 503 from its first step, so the two
+	// may overlap; wsStopped is awaited below.
 	stopWS()
-	select {
-	case <-wsStopped:
-	case <-sctx.Done():
-	}
 	if err := a.ws.Drain(sctx); err != nil {
 		a.log.WarnContext(ctx, "websocket drain cut short", "err", err)
 	}
+	a.watcher.Close()
 	for _, s := range []*nats.Subscription{sub, kicks} {
 		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			a.log.WarnContext(ctx, "nats unsubscribe failed", "subject", s.Subject, "err", err)
@@ -262,6 +356,8 @@ func (a *App) Run(ctx context.Context) error {
 	endLife()
 	<-adminStopped
 	<-hbStopped
+	a.releaseLease(ctx)
+	<-jwksStopped
 	<-wsStopped
 	a.log.InfoContext(ctx, "gateway stopped", "gateway", a.cfg.GatewayID)
 	if runErr == nil {
@@ -273,10 +369,23 @@ func (a *App) Run(ctx context.Context) error {
 	return runErr
 }
 
+// releaseLease ends this gateway's presence lease once its heartbeats
+// have stopped (a later heartbeat would renew it), so presence does not
+// wait for it to run out. A failure only means presence sweeps the lease
+// when it expires.
+func (a *App) releaseLease(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.RPCTimeout)
+	defer cancel()
+	if _, err := a.presence.Release(rctx, &presencev1.ReleaseRequest{GatewayId: a.cfg.GatewayID}); err != nil {
+		a.log.WarnContext(ctx, "presence lease not released; it will expire", "err", err)
+	}
+}
+
 // close ends every call still in flight and closes the clients and the
 // listeners (already closed after a normal stop; the error is moot).
 func (a *App) close() {
 	a.endCalls()
+	a.watcher.Close() // already closed after a drain; Close is idempotent
 	for _, l := range a.listeners {
 		_ = l.Close()
 	}
@@ -284,17 +393,23 @@ func (a *App) close() {
 		_ = cc.Close()
 	}
 	a.nc.Close()
+	if a.poller != nil {
+		// After the drain: connections left (a cut-short drain) end now.
+		_ = a.poller.Close()
+	}
 }
 
 // onDeliveries decodes a DeliveryBatch published by delivery and hands it
-// to the endpoint. NATS calls it from one goroutine, in publish order.
+// to the endpoint, with the trace context its headers carry. NATS calls it
+// from one goroutine, in publish order.
 func (a *App) onDeliveries(m *nats.Msg) {
+	ctx := natsx.ExtractTrace(context.Background(), m)
 	batch, err := decodeBatch(m.Data)
 	if err != nil {
-		a.log.Error("delivery batch not decodable", "subject", m.Subject, "bytes", len(m.Data), "err", err)
+		a.log.ErrorContext(ctx, "delivery batch not decodable", "subject", m.Subject, "bytes", len(m.Data), "err", err)
 		return
 	}
-	a.ws.Deliver(batch)
+	a.ws.DeliverContext(ctx, batch)
 }
 
 // onKick closes the connections a Kick names.
@@ -317,4 +432,21 @@ func decodeBatch(b []byte) (*eventsv1.DeliveryBatch, error) {
 		return nil, fmt.Errorf("decode delivery batch: %w", err)
 	}
 	return &batch, nil
+}
+
+// presenceQuery adapts PresenceService.Query for the presence watcher.
+func presenceQuery(p presencev1.PresenceServiceClient) func(context.Context, []string) ([]presencewatch.State, error) {
+	return func(ctx context.Context, users []string) ([]presencewatch.State, error) {
+		res, err := p.Query(ctx, &presencev1.QueryRequest{Users: users})
+		if err != nil {
+			return nil, fmt.Errorf("presence query: %w", err)
+		}
+		out := make([]presencewatch.State, 0, len(res.GetUsers()))
+		for _, u := range res.GetUsers() {
+			out = append(out, presencewatch.State{
+				User: u.GetUser(), Online: u.GetStatus() == presencev1.Status_STATUS_ONLINE, LastSeenMs: u.GetLastSeenMs(),
+			})
+		}
+		return out, nil
+	}
 }

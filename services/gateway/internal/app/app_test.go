@@ -45,7 +45,8 @@ type gateway struct {
 	done  chan error
 }
 
-func startGateway(t *testing.T) *gateway {
+// startGateway runs a gateway; mods adjust its configuration first.
+func startGateway(t *testing.T, mods ...func(*config.Config)) *gateway {
 	t.Helper()
 	n := testkit.StartNATS(t)
 	peers := peertest.Start(t)
@@ -57,6 +58,10 @@ func startGateway(t *testing.T) *gateway {
 		PingInterval: time.Hour, IdleTimeout: 2 * time.Hour, MaxFrame: 65536,
 		Heartbeat: 50 * time.Millisecond, WriteTimeout: 5 * time.Second, RPCTimeout: 5 * time.Second,
 		QueueBytes: 1 << 20, ShutdownTimeout: waitFor, LogLevel: "warn", LogFormat: "text",
+		PresenceCoalesce: time.Second, PresenceMaxWatch: 1000,
+	}
+	for _, m := range mods {
+		m(&cfg)
 	}
 	require.NoError(t, cfg.Validate())
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -205,6 +210,10 @@ func TestGracefulShutdownClosesClientsWith1012(t *testing.T) {
 	g.done <- nil // for the cleanup
 	require.Len(t, g.peers.Detaches(), 3, "every close path ran before Run returned")
 	require.Len(t, g.peers.Disconnects(), 3)
+	releases := g.peers.Releases()
+	require.Len(t, releases, 1, "the presence lease is released at the end")
+	require.Equal(t, g.cfg.GatewayID, releases[0].GetGatewayId())
+	require.Greater(t, len(g.peers.Heartbeats()), 0)
 	var lc net.Dialer
 	_, err := lc.DialContext(t.Context(), "tcp", g.app.WSAddr().String())
 	require.Error(t, err, "the WebSocket listener is closed")

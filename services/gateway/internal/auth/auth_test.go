@@ -31,6 +31,22 @@ func claims(sub string, exp time.Duration) jwt.RegisteredClaims {
 	return jwt.RegisteredClaims{Subject: sub, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(exp))}
 }
 
+func TestHS256ExpiresAtIsTheTokensExp(t *testing.T) {
+	t.Parallel()
+	exp := time.Now().Add(90 * time.Minute).Truncate(time.Second)
+	tok := sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.RegisteredClaims{Subject: "alice", ExpiresAt: jwt.NewNumericDate(exp)})
+	got, err := NewHS256([]byte(secret), "example.org", username).Authenticate(t.Context(), bearer(tok))
+	require.NoError(t, err)
+	require.True(t, exp.Equal(got.ExpiresAt), "ExpiresAt %s, exp %s", got.ExpiresAt, exp)
+}
+
+// bearer is a GET /ws request carrying tok in the Authorization header.
+func bearer(tok string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return r
+}
+
 func TestHS256(t *testing.T) {
 	t.Parallel()
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -80,13 +96,15 @@ func TestHS256(t *testing.T) {
 			if tt.query != "" {
 				r.URL.RawQuery = "token=" + tt.query
 			}
-			got, err := a.Authenticate(r)
+			got, err := a.Authenticate(t.Context(), r)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				require.Equal(t, tt.wantErr.Error(), Reason(err))
 				return
 			}
 			require.NoError(t, err)
+			require.False(t, got.ExpiresAt.IsZero(), "exp is carried to the connection")
+			got.ExpiresAt = time.Time{}
 			require.Equal(t, tt.want, got)
 		})
 	}

@@ -36,7 +36,16 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, 10*time.Second, c.WriteTimeout)
 	require.Equal(t, 10*time.Second, c.RPCTimeout)
 	require.Equal(t, 1<<20, c.QueueBytes)
+	require.Equal(t, ReaderEpoll, c.WSReader)
 	require.Equal(t, 15*time.Second, c.ShutdownTimeout)
+	require.Empty(t, c.JWKSURL)
+	require.Equal(t, 10*time.Minute, c.JWKSRefresh)
+	require.Empty(t, c.AuthHookAddr)
+	require.Equal(t, 2*time.Second, c.AuthHookTimeout)
+	require.Equal(t, 16, c.MaxUserConns)
+	require.Equal(t, time.Second, c.PresenceCoalesce)
+	require.Equal(t, 1000, c.PresenceMaxWatch)
+	require.Empty(t, c.AllowedOrigins)
 	require.Equal(t, "info", c.LogLevel)
 	require.Equal(t, "json", c.LogFormat)
 	require.Regexp(t, `^[a-z0-9_-]+-[0-9a-f]{6}$`, c.GatewayID)
@@ -88,9 +97,62 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
-			name:    "missing secret",
+			name:    "no authentication at all",
 			env:     map[string]string{},
-			wantErr: []string{"jwt-secret is required: set BACHATA_JWT_SECRET"},
+			wantErr: []string{"no client authentication: set BACHATA_JWT_SECRET (at least 16 bytes), BACHATA_JWKS_URL or BACHATA_AUTH_HOOK_ADDR"},
+		},
+		{
+			name: "JWKS alone",
+			env:  map[string]string{"BACHATA_JWKS_URL": "https://idp.example.com/.well-known/jwks.json", "BACHATA_JWKS_REFRESH": "1h"},
+			check: func(t *testing.T, c Config) {
+				require.Empty(t, c.JWTSecret)
+				require.Equal(t, "https://idp.example.com/.well-known/jwks.json", c.JWKSURL)
+				require.Equal(t, time.Hour, c.JWKSRefresh)
+			},
+		},
+		{
+			name: "auth hook alone",
+			args: []string{"-auth-hook-addr", "dns:///sessions.example:9090", "-auth-hook-timeout", "500ms"},
+			env:  map[string]string{},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "dns:///sessions.example:9090", c.AuthHookAddr)
+				require.Equal(t, 500*time.Millisecond, c.AuthHookTimeout)
+			},
+		},
+		{
+			name: "secret, JWKS and hook together",
+			env: map[string]string{
+				"BACHATA_JWT_SECRET": secret, "BACHATA_JWKS_URL": "http://keycloak:8080/realms/chat/protocol/openid-connect/certs",
+				"BACHATA_AUTH_HOOK_ADDR": "10.0.0.1:9090,10.0.0.2:9090",
+			},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, secret, c.JWTSecret)
+				require.Equal(t, "http://keycloak:8080/realms/chat/protocol/openid-connect/certs", c.JWKSURL)
+				require.Equal(t, "10.0.0.1:9090,10.0.0.2:9090", c.AuthHookAddr)
+			},
+		},
+		{
+			name: "bad JWKS and hook settings",
+			env: map[string]string{
+				"BACHATA_JWKS_URL": "ftp://idp.example.com/jwks.json", "BACHATA_JWKS_REFRESH": "5s",
+				"BACHATA_AUTH_HOOK_ADDR": "sessions", "BACHATA_AUTH_HOOK_TIMEOUT": "0s",
+			},
+			wantErr: []string{
+				`jwks-url "ftp://idp.example.com/jwks.json": want an https:// or http:// URL with a host`,
+				"jwks-refresh 5s: want at least 30s",
+				`auth-hook-addr "sessions": want host:port`,
+				"auth-hook-timeout 0s: want > 0",
+			},
+		},
+		{
+			name:    "JWKS URL without host",
+			env:     map[string]string{"BACHATA_JWKS_URL": "https:///jwks.json"},
+			wantErr: []string{`jwks-url "https:///jwks.json"`},
+		},
+		{
+			name:    "short secret beside a JWKS URL",
+			env:     map[string]string{"BACHATA_JWT_SECRET": "short", "BACHATA_JWKS_URL": "https://idp.example.com/jwks.json"},
+			wantErr: []string{"jwt-secret is 5 bytes: want at least 16"},
 		},
 		{
 			name:    "short secret",
@@ -125,6 +187,40 @@ func TestLoad(t *testing.T) {
 			wantErr: []string{"-nope"},
 		},
 		{
+			name: "connection limits and origins",
+			env: map[string]string{
+				"BACHATA_JWT_SECRET": secret, "BACHATA_MAX_USER_CONNECTIONS": "3",
+				"BACHATA_ALLOWED_ORIGINS": "https://chat.example.com, https://*.example.org",
+			},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 3, c.MaxUserConns)
+				require.Equal(t, "https://chat.example.com, https://*.example.org", c.AllowedOrigins)
+			},
+		},
+		{
+			name:    "bad connection limit and origins",
+			args:    []string{"-max-user-conns", "-1", "-allowed-origins", "chat.example.com,https://ok.com/path"},
+			env:     map[string]string{"BACHATA_JWT_SECRET": secret},
+			wantErr: []string{"max-user-conns -1", `allowed-origins: invalid origin pattern "chat.example.com"`, `"https://ok.com/path"`},
+		},
+		{
+			name:  "goroutine reader",
+			env:   map[string]string{"BACHATA_JWT_SECRET": secret, "BACHATA_WS_READER": "goroutine"},
+			check: func(t *testing.T, c Config) { require.Equal(t, ReaderGoroutine, c.WSReader) },
+		},
+		{
+			name:    "unknown reader",
+			args:    []string{"-ws-reader", "io_uring"},
+			env:     map[string]string{"BACHATA_JWT_SECRET": secret},
+			wantErr: []string{`ws-reader "io_uring": want epoll or goroutine`},
+		},
+		{
+			name:    "bad presence settings",
+			args:    []string{"-presence-coalesce", "0s", "-presence-max-watch", "0"},
+			env:     map[string]string{"BACHATA_JWT_SECRET": secret},
+			wantErr: []string{"presence-coalesce 0s: want > 0", "presence-max-watch 0: want at least 1"},
+		},
+		{
 			name: "several problems at once",
 			args: []string{"-ws-addr", "nowhere", "-log-level", "loud"},
 			env: map[string]string{
@@ -134,7 +230,7 @@ func TestLoad(t *testing.T) {
 			wantErr: []string{
 				`ws-addr "nowhere": want host:port`,
 				`gateway-id "bad id"`,
-				"jwt-secret is required",
+				"no client authentication",
 				`nats-url "http://x"`,
 				"max-frame 10",
 				"heartbeat 0s: want > 0",

@@ -34,6 +34,8 @@ type Peers struct {
 	mu          sync.Mutex
 	routes      []*routerv1.RouteRequest
 	connects    []*presencev1.ConnectRequest
+	connectRes  *presencev1.ConnectResponse
+	releases    []*presencev1.ReleaseRequest
 	disconnects []*presencev1.DisconnectRequest
 	heartbeats  []*presencev1.HeartbeatRequest
 	attaches    []*deliveryv1.AttachRequest
@@ -92,6 +94,14 @@ func (p *Peers) SetAttachErr(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.attachErr = err
+}
+
+// SetConnectResponse makes every successful Connect answer res; nil
+// answers an empty response, as a presence that issues no session keys.
+func (p *Peers) SetConnectResponse(res *presencev1.ConnectResponse) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connectRes = res
 }
 
 // SetConnectErr makes Connect fail with err (nil to succeed).
@@ -228,6 +238,21 @@ func (p *Peers) Enqueue(context.Context, *deliveryv1.EnqueueRequest) (*deliveryv
 	return nil, status.Error(codes.Unimplemented, "the gateway does not enqueue")
 }
 
+// Release implements presencev1.PresenceServiceServer.
+func (p *Peers) Release(_ context.Context, req *presencev1.ReleaseRequest) (*presencev1.ReleaseResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.releases = append(p.releases, req)
+	return &presencev1.ReleaseResponse{}, nil
+}
+
+// Releases returns the presence Release requests so far.
+func (p *Peers) Releases() []*presencev1.ReleaseRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return clone(p.releases)
+}
+
 // Connect implements presencev1.PresenceServiceServer.
 func (p *Peers) Connect(_ context.Context, req *presencev1.ConnectRequest) (*presencev1.ConnectResponse, error) {
 	p.mu.Lock()
@@ -235,6 +260,9 @@ func (p *Peers) Connect(_ context.Context, req *presencev1.ConnectRequest) (*pre
 	p.connects = append(p.connects, req)
 	if p.connectErr != nil {
 		return nil, p.connectErr
+	}
+	if p.connectRes != nil {
+		return p.connectRes, nil
 	}
 	return &presencev1.ConnectResponse{}, nil
 }

@@ -10,6 +10,8 @@
 package session
 
 import (
+	"errors"
+	"fmt"
 	"hash/maphash"
 	"sync"
 )
@@ -17,6 +19,10 @@ import (
 // shards spreads the registry over this many locks so connects,
 // disconnects and deliveries on many cores rarely contend.
 const shards = 64
+
+// ErrTooManyDevices is returned by Add when the user already has the
+// allowed number of devices connected here.
+var ErrTooManyDevices = errors.New("too many connections for this user")
 
 // Key names one device of one user.
 type Key struct {
@@ -42,9 +48,12 @@ type Registry[S Session] struct {
 	shards [shards]shard[S]
 }
 
+// shard holds every device of the users that hash to it, so what concerns
+// one user (its count, a kick) takes one lock.
 type shard[S Session] struct {
-	mu sync.RWMutex
-	m  map[Key]S
+	mu    sync.RWMutex
+	m     map[Key]S
+	users map[string]int // devices registered per user
 }
 
 // New returns an empty registry.
@@ -52,42 +61,66 @@ func New[S Session]() *Registry[S] {
 	r := &Registry[S]{seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		r.shards[i].m = make(map[Key]S)
+		r.shards[i].users = make(map[string]int)
 	}
 	return r
 }
 
-func (r *Registry[S]) shard(k Key) *shard[S] {
-	var h maphash.Hash
-	h.SetSeed(r.seed)
-	h.WriteString(k.User)
-	h.WriteByte(0)
-	h.WriteString(k.Device)
-	return &r.shards[h.Sum64()%shards]
+func (r *Registry[S]) shard(user string) *shard[S] {
+	return &r.shards[maphash.String(r.seed, user)%shards]
 }
 
 // Add registers s and returns the session it replaced, if any; the caller
-// closes that one.
-func (r *Registry[S]) Add(s S) (replaced S, ok bool) {
-	sh := r.shard(s.Key())
+// closes that one. A new device of a user who already has maxPerUser
+// devices registered is refused with ErrTooManyDevices (maxPerUser 0 sets
+// no limit); a newer connection of a registered device is always let in,
+// so a client reconnecting over a half-open socket is never locked out.
+func (r *Registry[S]) Add(s S, maxPerUser int) (replaced S, ok bool, err error) {
+	k := s.Key()
+	sh := r.shard(k.User)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	replaced, ok = sh.m[s.Key()]
-	sh.m[s.Key()] = s
-	return replaced, ok
+	replaced, ok = sh.m[k]
+	if !ok {
+		if maxPerUser > 0 && sh.users[k.User] >= maxPerUser {
+			return replaced, false, fmt.Errorf("user %s: %d devices: %w", k.User, sh.users[k.User], ErrTooManyDevices)
+		}
+		sh.users[k.User]++
+	}
+	sh.m[k] = s
+	return replaced, ok, nil
+}
+
+// Admits reports whether Add would let a connection of k in now under
+// maxPerUser; the gateway asks before the upgrade so it can refuse with a
+// plain HTTP status. Add decides for good.
+func (r *Registry[S]) Admits(k Key, maxPerUser int) bool {
+	if maxPerUser <= 0 {
+		return true
+	}
+	sh := r.shard(k.User)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	_, registered := sh.m[k]
+	return registered || sh.users[k.User] < maxPerUser
 }
 
 // Remove unregisters s if it is still the device's session, and reports
 // whether it was: a replaced session's late Remove leaves its successor in
 // place.
 func (r *Registry[S]) Remove(s S) bool {
-	sh := r.shard(s.Key())
+	k := s.Key()
+	sh := r.shard(k.User)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	cur, ok := sh.m[s.Key()]
+	cur, ok := sh.m[k]
 	if !ok || cur.ConnID() != s.ConnID() {
 		return false
 	}
-	delete(sh.m, s.Key())
+	delete(sh.m, k)
+	if sh.users[k.User]--; sh.users[k.User] <= 0 {
+		delete(sh.users, k.User)
+	}
 	return true
 }
 
@@ -95,7 +128,7 @@ func (r *Registry[S]) Remove(s S) bool {
 // delivery addressed to another connection of the device is stale: the
 // device reconnected and delivery will send it again for the new one.
 func (r *Registry[S]) Get(k Key, connID string) (S, bool) {
-	sh := r.shard(k)
+	sh := r.shard(k.User)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	s, ok := sh.m[k]
@@ -104,6 +137,23 @@ func (r *Registry[S]) Get(k Key, connID string) (S, bool) {
 		return zero, false
 	}
 	return s, true
+}
+
+// User returns the sessions of user's devices.
+func (r *Registry[S]) User(user string) []S {
+	sh := r.shard(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	var out []S
+	if sh.users[user] == 0 {
+		return nil
+	}
+	for k, s := range sh.m {
+		if k.User == user {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Len is the number of registered sessions.

@@ -24,16 +24,22 @@ func TestRegistry(t *testing.T) {
 	second := &fake{key: phone, id: "c2"}
 	other := &fake{key: Key{User: "@alice@localhost", Device: "laptop"}, id: "c3"}
 
-	_, ok := r.Add(first)
+	add := func(s *fake) (*fake, bool) {
+		t.Helper()
+		replaced, ok, err := r.Add(s, 0)
+		require.NoError(t, err)
+		return replaced, ok
+	}
+	_, ok := add(first)
 	require.False(t, ok)
-	_, ok = r.Add(other)
+	_, ok = add(other)
 	require.False(t, ok)
 
 	got, ok := r.Get(phone, "c1")
 	require.True(t, ok)
 	require.Same(t, first, got)
 
-	replaced, ok := r.Add(second)
+	replaced, ok := add(second)
 	require.True(t, ok, "a newer connection of the device replaces the older")
 	require.Same(t, first, replaced)
 
@@ -49,6 +55,8 @@ func TestRegistry(t *testing.T) {
 
 	require.Equal(t, 2, r.Len())
 	require.ElementsMatch(t, []*fake{second, other}, r.Snapshot())
+	require.ElementsMatch(t, []*fake{second, other}, r.User("@alice@localhost"))
+	require.Empty(t, r.User("@bob@localhost"))
 
 	require.True(t, r.Remove(second))
 	require.False(t, r.Remove(second))
@@ -63,7 +71,11 @@ func TestRegistryConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := range 200 {
 				s := &fake{key: Key{User: fmt.Sprintf("@u%d@x", i), Device: fmt.Sprint(j % 5)}, id: fmt.Sprint(j)}
-				r.Add(s)
+				_, _, err := r.Add(s, 3)
+				if err != nil {
+					require.ErrorIs(t, err, ErrTooManyDevices)
+					continue
+				}
 				r.Get(s.key, s.id)
 				if j%2 == 0 {
 					r.Remove(s)
@@ -72,5 +84,51 @@ func TestRegistryConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	require.LessOrEqual(t, r.Len(), 16*5)
+	require.LessOrEqual(t, r.Len(), 16*3)
+	for i := range 16 {
+		require.LessOrEqual(t, len(r.User(fmt.Sprintf("@u%d@x", i))), 3)
+	}
+}
+
+func TestDevicesPerUserLimit(t *testing.T) {
+	t.Parallel()
+	r := New[*fake]()
+	dev := func(user, device, id string) *fake {
+		return &fake{key: Key{User: user, Device: device}, id: id}
+	}
+	phone, laptop := dev("@alice@x", "phone", "c1"), dev("@alice@x", "laptop", "c2")
+	for _, s := range []*fake{phone, laptop} {
+		_, _, err := r.Add(s, 2)
+		require.NoError(t, err)
+	}
+
+	tablet := dev("@alice@x", "tablet", "c3")
+	require.False(t, r.Admits(tablet.key, 2))
+	_, _, err := r.Add(tablet, 2)
+	require.ErrorIs(t, err, ErrTooManyDevices)
+	require.Len(t, r.User("@alice@x"), 2, "a refused device is not registered")
+
+	// A registered device may always reconnect: its new connection
+	// replaces the old one and counts once.
+	phoneAgain := dev("@alice@x", "phone", "c4")
+	require.True(t, r.Admits(phoneAgain.key, 2))
+	replaced, ok, err := r.Add(phoneAgain, 2)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Same(t, phone, replaced)
+
+	// Other users have their own count; no limit means none.
+	_, _, err = r.Add(dev("@bob@x", "phone", "c5"), 2)
+	require.NoError(t, err)
+	_, _, err = r.Add(tablet, 0)
+	require.NoError(t, err)
+
+	// A removed device frees its place.
+	require.True(t, r.Remove(tablet))
+	require.True(t, r.Remove(laptop))
+	require.True(t, r.Admits(tablet.key, 2))
+	_, _, err = r.Add(tablet, 2)
+	require.NoError(t, err)
+	require.False(t, r.Remove(phone), "the replaced connection's late Remove changes nothing")
+	require.Len(t, r.User("@alice@x"), 2)
 }

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,19 +100,26 @@ func TestClientAckIsForwarded(t *testing.T) {
 	c := h.dial("alice", "phone")
 	c.sendRaw(`{"type":200,"data":"m1"}`)
 	c.sendRaw(`{"type":200,"data":"m2"}`)
-	c.pingPong() // acks are handled in order before the ping
-	acks := h.peers.Acks()
-	require.Len(t, acks, 2)
-	require.Equal(t, []string{"m1"}, acks[0].GetMessageIds())
-	require.Equal(t, []string{"m2"}, acks[1].GetMessageIds())
-	require.Empty(t, acks[0].GetReceiptIds())
-	require.Equal(t, "@alice@localhost", acks[0].GetDevice().GetUser())
-	require.Equal(t, "phone", acks[0].GetDevice().GetDevice())
+	// Acks go to delivery in the background, in order, several per call.
+	var acked []string
+	eventually(t, func() bool {
+		acked = acked[:0]
+		for _, a := range h.peers.Acks() {
+			require.Empty(t, a.GetReceiptIds())
+			require.Equal(t, "@alice@localhost", a.GetDevice().GetUser())
+			require.Equal(t, "phone", a.GetDevice().GetDevice())
+			acked = append(acked, a.GetMessageIds()...)
+		}
+		return len(acked) == 2
+	}, "both acks forwarded")
+	require.Equal(t, []string{"m1", "m2"}, acked)
 
+	calls := len(h.peers.Acks())
 	c.sendRaw(`{"type":200}`) // an ack without its id
 	f := c.next()
 	require.Equal(t, 4004, f.errBody(t).ErrCode)
-	require.Len(t, h.peers.Acks(), 2)
+	c.pingPong()
+	require.Len(t, h.peers.Acks(), calls, "nothing forwarded for it")
 }
 
 func TestSlowReaderIsClosedWith1013(t *testing.T) {
@@ -134,4 +142,31 @@ func TestSlowReaderIsClosedWith1013(t *testing.T) {
 	require.Equal(t, websocket.StatusTryAgainLater, code)
 	require.Equal(t, "try again later", reason)
 	eventually(t, func() bool { return len(h.peers.Detaches()) == 1 }, "close path ran")
+}
+
+func TestAcksAreBatchedAndReachDeliveryBeforeTheDetach(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.dial("alice", "phone")
+	const n = 500
+	for i := range n {
+		c.sendRaw(`{"type":200,"data":"m` + strconv.Itoa(i) + `"}`)
+	}
+	c.pingPong()
+	require.NoError(t, c.conn.Close(websocket.StatusNormalClosure, "bye"))
+	eventually(t, func() bool { return len(h.peers.Detaches()) == 1 }, "detached")
+
+	// Every ack reached delivery before the detach, in order, in fewer
+	// calls than acks.
+	acks := h.peers.Acks()
+	var acked []string
+	for _, a := range acks {
+		acked = append(acked, a.GetMessageIds()...)
+	}
+	require.Len(t, acked, n)
+	for i, id := range acked {
+		require.Equal(t, "m"+strconv.Itoa(i), id)
+	}
+	require.Less(t, len(acks), n, "acks are batched")
+	t.Logf("%d acks in %d calls", n, len(acks))
 }

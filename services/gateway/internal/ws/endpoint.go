@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/bachata-chat/bachata/libs/entity"
@@ -15,16 +16,33 @@ const DefaultDevice = "default"
 // MaxDevice is the longest device ID accepted, in bytes.
 const MaxDevice = 64
 
-// serveWS is GET /ws?device=<id>. Everything that can be refused is
-// refused before the upgrade, with a plain HTTP status a browser or a load
-// balancer understands: 503 while draining, 401 for a missing or bad token,
-// 400 for a bad device.
+// MaxSessionKey is the longest session key passed on to presence, in
+// bytes; the keys presence issues are 43.
+const MaxSessionKey = 64
+
+// serveWS is GET /ws?device=<id>&session=<key>. Everything that can be
+// refused is refused before the upgrade, with a plain HTTP status a browser
+// or a load balancer understands: 503 while draining, 403 for an origin
+// not allowed, 401 for a missing or bad token (503 when it cannot be
+// checked now), 400 for a bad device, 429 when the user has too many
+// devices connected here.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.isDraining() {
 		http.Error(w, "gateway is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	id, err := s.auth.Authenticate(r)
+	if !s.opts.Origins.Allow(r.Header.Get("Origin")) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	id, err := s.auth.Authenticate(r.Context(), r)
+	if errors.Is(err, auth.ErrUnavailable) {
+		// The token could not be checked (auth hook or JWKS down): 503,
+		// so the client keeps its token and tries again later.
+		s.log.WarnContext(r.Context(), "websocket authentication unavailable", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, auth.Reason(err), http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		s.log.DebugContext(r.Context(), "websocket refused", "reason", auth.Reason(err), "remote", r.RemoteAddr, "err", err)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bachata"`)
@@ -39,6 +57,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid device: want 1 to 64 characters of a-z 0-9 . _ = - /", http.StatusBadRequest)
 		return
 	}
+	key := session.Key{User: id.User, Device: device}
+	if !s.reg.Admits(key, s.opts.MaxUserConns) {
+		http.Error(w, "too many connections for this user", http.StatusTooManyRequests)
+		return
+	}
+	// The session key the client held before, from any gateway; presence
+	// decides whether it resumes. Anything too long is not a key.
+	resume := r.URL.Query().Get("session")
+	if len(resume) > MaxSessionKey {
+		resume = ""
+	}
 	if !s.track() {
 		http.Error(w, "gateway is shutting down", http.StatusServiceUnavailable)
 		return
@@ -49,13 +78,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.DebugContext(r.Context(), "websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c, err := newClient(s, conn, session.Key{User: id.User, Device: device})
+	c, err := newClient(s, conn, key, resume)
 	if err != nil {
 		// Only the random source can fail here.
 		s.log.ErrorContext(r.Context(), "websocket session not created", "err", err)
 		conn.Close(wsio.CloseInternalError, "session setup failed")
 		go conn.Serve(unsessioned{s})
 		return
+	}
+	if !id.ExpiresAt.IsZero() {
+		// The same clock skew as at authentication, so a token accepted
+		// within the leeway is not closed at once.
+		c.expiresAt = id.ExpiresAt.Add(auth.Leeway).UnixNano()
 	}
 	s.metrics.connections.Inc()
 	if c.setup() {

@@ -51,6 +51,11 @@ type harnessOpt func(o *Options, routerAddr *string)
 
 func newHarness(t testing.TB, mods ...harnessOpt) *harness {
 	t.Helper()
+	// The gateway's default reader. Registered first, so it is closed
+	// last, after the drain below has ended every connection.
+	poller, err := wsio.NewPoller()
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, poller.Close()) })
 	peers := peertest.Start(t)
 	opts := Options{
 		GatewayID:    gatewayID,
@@ -62,6 +67,7 @@ func newHarness(t testing.TB, mods ...harnessOpt) *harness {
 			QueueBytes:   1 << 20,
 			WriteTimeout: 5 * time.Second,
 			CloseGrace:   250 * time.Millisecond,
+			Poller:       poller,
 		},
 		DrainBatch:    1,
 		DrainInterval: time.Millisecond,

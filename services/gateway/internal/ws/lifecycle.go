@@ -77,7 +77,7 @@ func (s *Server) Reannounce(ctx context.Context) error {
 			}
 			cctx, cancel := context.WithTimeout(ctx, s.opts.RPCTimeout)
 			defer cancel()
-			if err := c.announce(cctx); err != nil {
+			if err := c.announce(cctx, false); err != nil {
 				if ctx.Err() != nil {
 					return // shutting down: the drain closes the connection anyway
 				}
@@ -106,9 +106,8 @@ func (s *Server) Reannounce(ctx context.Context) error {
 // Their close paths detach them as usual, so nothing queued is lost.
 func (s *Server) Kick(user, device string) int {
 	n := 0
-	for _, c := range s.reg.Snapshot() {
-		k := c.Key()
-		if k.User != user || (device != "" && k.Device != device) {
+	for _, c := range s.reg.User(user) {
+		if device != "" && c.Key().Device != device {
 			continue
 		}
 		c.close(wsio.ClosePolicyViolation, "kicked")

@@ -28,6 +28,8 @@ type Metrics struct {
 	rpcErrors   *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
+	// sessionsResumed counts connections that resumed a session key.
+	sessionsResumed prometheus.Counter
 }
 
 // NewMetrics registers the gateway's collectors with reg.
@@ -70,8 +72,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "bachata", Subsystem: "gateway", Name: "rate_limited_total",
 			Help: "Data messages over their user's rate limit, by what followed (refused, closed).",
 		}, []string{"action"}),
+		sessionsResumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "bachata", Subsystem: "gateway", Name: "sessions_resumed_total",
+			Help: "Connections that resumed the session key they presented, issued by any gateway.",
+		}),
 	}
-	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.errors, m.closes, m.route, m.rpcErrors, m.dropped, m.rateLimited)
+	// Known label values start at zero, so dashboards and alerts see the
+	// series before the first failure.
+	for _, method := range []string{"router.Route", "delivery.Ack", "delivery.Attach", "delivery.Detach", "presence.Connect", "presence.Disconnect"} {
+		m.rpcErrors.WithLabelValues(method)
+	}
+	for _, reason := range []string{"stale_connection", "bad_message", "bad_receipt", "empty"} {
+		m.dropped.WithLabelValues(reason)
+	}
+	for _, action := range []string{"refused", "closed"} {
+		m.rateLimited.WithLabelValues(action)
+	}
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.errors, m.closes, m.route, m.rpcErrors, m.dropped, m.rateLimited, m.sessionsResumed)
 	return m
 }
 

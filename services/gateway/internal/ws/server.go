@@ -17,6 +17,9 @@
 //   - 1012 "service restart": the gateway is draining; reconnect anywhere.
 //   - 1013 "try again later": the client read too slowly and its write
 //     queue overflowed; nothing is lost, unacked messages come again.
+//   - 4401 "token expired": the token's exp (or the auth hook's expiry)
+//     passed, give or take auth.Leeway; the client reconnects with a fresh
+//     token and nothing unacked is lost.
 package ws
 
 import (
@@ -26,10 +29,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	presencev1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/presence/v1"
 	routerv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/router/v1"
 	"github.com/bachata-chat/bachata/services/gateway/internal/auth"
+	"github.com/bachata-chat/bachata/services/gateway/internal/origin"
+	"github.com/bachata-chat/bachata/services/gateway/internal/presencewatch"
 	"github.com/bachata-chat/bachata/services/gateway/internal/ratelimit"
 	"github.com/bachata-chat/bachata/services/gateway/internal/session"
 	"github.com/bachata-chat/bachata/services/gateway/internal/wsio"
@@ -59,6 +66,20 @@ type Options struct {
 	ReceiptAckers int
 	// Limiter bounds each user's data messages; nil does not limit.
 	Limiter *ratelimit.Limiter
+	// MaxUserConns bounds the devices one user may have connected to this
+	// gateway at once; a reconnecting device always gets in. 0 does not
+	// limit.
+	MaxUserConns int
+	// Origins are the browser origins allowed to connect; nil allows any.
+	Origins *origin.Policy
+	// Presence serves presence.subscribe and presence.unsubscribe; nil
+	// leaves them to the router (which knows no such route: 4100).
+	Presence *presencewatch.Watcher
+	// ServerName completes bare usernames in presence requests.
+	ServerName string
+	// Tracer makes the gateway's spans (ws.receive, ws.write); nil when
+	// tracing is off, which skips all span work.
+	Tracer trace.Tracer
 }
 
 // Peers are the gRPC clients of the services the gateway calls.

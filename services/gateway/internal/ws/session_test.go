@@ -2,12 +2,15 @@ package ws
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
 	eventsv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/events/v1"
+	presencev1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/presence/v1"
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -233,4 +236,49 @@ func receipt(typ int32, id string) func(*eventsv1.Delivery) {
 	return func(d *eventsv1.Delivery) {
 		d.Item = &eventsv1.Delivery_Receipt{Receipt: &eventsv1.Receipt{Type: typ, MessageId: id}}
 	}
+}
+
+func TestSessionKeyComesFromPresenceAndTheOldOneIsPresented(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const issued = "aW3sXL2-issued-by-presence-0000000000000000"
+	h.peers.SetConnectResponse(&presencev1.ConnectResponse{SessionKey: issued, Resumed: true})
+
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	q := url.Values{"device": {"phone"}, "session": {"the-key-held-before"}, "token": {token(t, "alice", time.Hour)}}
+	conn, _, err := websocket.Dial(ctx, h.url+"?"+q.Encode(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	c := &wsClient{t: t, conn: conn}
+	ready := c.next()
+	require.Equal(t, 1000, ready.transport())
+	require.Equal(t, issued, ready.dataString(), "the ready frame carries the key presence answered")
+
+	connects := h.peers.Connects()
+	require.Len(t, connects, 1)
+	require.Equal(t, "the-key-held-before", connects[0].GetResumeSession())
+
+	// A re-announce presents the connection's key and keeps it.
+	h.peers.SetConnectResponse(&presencev1.ConnectResponse{SessionKey: "another"})
+	require.NoError(t, h.srv.Reannounce(t.Context()))
+	connects = h.peers.Connects()
+	require.Len(t, connects, 2)
+	require.Equal(t, issued, connects[1].GetResumeSession())
+	c.sendRaw(`{"id":"h1","type":"handshake","data":{"title":"Hello world!","session":"` + issued + `"}}`)
+	require.Eventually(t, func() bool { return len(h.peers.Routes()) == 1 }, waitFor, 10*time.Millisecond)
+	require.Equal(t, issued, h.peers.Routes()[0].GetSender().GetSessionKey(), "the router still sees the key the client holds")
+}
+
+func TestOversizedSessionParameterIsNotPassedOn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	q := url.Values{"session": {strings.Repeat("k", MaxSessionKey+1)}, "token": {token(t, "alice", time.Hour)}}
+	conn, _, err := websocket.Dial(ctx, h.url+"?"+q.Encode(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	(&wsClient{t: t, conn: conn}).next()
+	require.Empty(t, h.peers.Connects()[0].GetResumeSession())
 }

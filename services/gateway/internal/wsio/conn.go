@@ -57,6 +57,11 @@ const (
 	// CloseTryAgainLater (1013): the client read too slowly and its write
 	// queue overflowed.
 	CloseTryAgainLater StatusCode = 1013
+	// CloseTokenExpired (4401, in the private range 4000-4999 of RFC 6455
+	// section 7.4.2, echoing HTTP 401): the token the connection was
+	// authenticated with has expired; the client should reconnect with a
+	// fresh one.
+	CloseTokenExpired StatusCode = 4401
 )
 
 // MessageType says how a message's payload is encoded.
@@ -85,6 +90,11 @@ type Options struct {
 	// after sending its own, so the peer reads the close code before the
 	// TCP connection goes; default 2s.
 	CloseGrace time.Duration
+	// Poller, when set, reads the connections instead of a goroutine per
+	// connection blocked in Read, so an idle connection holds no goroutine
+	// (see Poller). Connections it cannot poll, without a file descriptor,
+	// still get a goroutine. nil: a goroutine per connection.
+	Poller *Poller
 }
 
 func (o *Options) closeGrace() time.Duration {
@@ -120,6 +130,9 @@ type Conn struct {
 	nc   net.Conn
 	r    io.Reader // nc, or the hijacked reader's leftovers then nc
 	opts *Options
+	// polled is the reading state when Options.Poller reads the
+	// connection; nil when a goroutine does.
+	polled *polled
 
 	// lastRead is when the last frame arrived, Unix nanoseconds.
 	lastRead atomic.Int64
@@ -146,25 +159,35 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *Options) (*Conn, erro
 		}
 		return nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
-	return newConn(nc, leftovers(rw, nc), opts), nil
+	return newConn(nc, leftovers(rw), opts), nil
 }
 
-// newConn wraps an upgraded socket; r reads from it.
-func newConn(nc net.Conn, r io.Reader, opts *Options) *Conn {
-	c := &Conn{nc: nc, r: r, opts: opts, held: true}
+// newConn wraps an upgraded socket; early holds the bytes read from it
+// already, past the upgrade request.
+func newConn(nc net.Conn, early []byte, opts *Options) *Conn {
+	c := &Conn{nc: nc, r: nc, opts: opts, held: true}
+	if opts.Poller != nil {
+		c.polled = opts.Poller.attach(nc)
+	}
+	switch {
+	case c.polled != nil:
+		c.polled.buf = early
+	case len(early) > 0:
+		c.r = io.MultiReader(bytes.NewReader(early), nc)
+	}
 	c.lastRead.Store(time.Now().UnixNano())
 	return c
 }
 
-// leftovers returns a reader of what the HTTP server had already buffered
-// past the request (a client may send frames before it sees the 101), then
-// the socket. The HTTP server's buffer is not kept.
-func leftovers(rw *bufio.ReadWriter, nc net.Conn) io.Reader {
+// leftovers returns a copy of what the HTTP server had already buffered
+// past the request (a client may send frames before it sees the 101). The
+// HTTP server's buffer is not kept.
+func leftovers(rw *bufio.ReadWriter) []byte {
 	if rw == nil || rw.Reader.Buffered() == 0 {
-		return nc
+		return nil
 	}
 	b, _ := rw.Peek(rw.Reader.Buffered()) // never fails for Buffered bytes
-	return io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)
+	return bytes.Clone(b)
 }
 
 // LastRead is when the last frame (of any kind) arrived from the peer.
@@ -248,9 +271,14 @@ func (c *Conn) closeWith(code StatusCode, reason string, ended StatusCode, drop 
 	c.closing, c.code, c.held = true, ended, false
 	c.queue = append(c.queue, outFrame{op: ws.OpClose, payload: closeBody(code, reason)})
 	c.startFlushLocked()
+	graceTimer := c.polled != nil && c.polled.served
 	c.mu.Unlock()
-	// Wake the reader if the peer never answers.
+	// Wake the reader if the peer never answers: a blocked Read times out;
+	// a polled connection has a timer (Serve arms it if it comes later).
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.closeGrace()))
+	if graceTimer {
+		c.armGrace()
+	}
 }
 
 // closeBody is a close frame payload; the reason is cut to fit the 125
@@ -270,8 +298,14 @@ func (c *Conn) abort(code StatusCode) {
 		c.closing, c.code = true, code
 	}
 	c.queue, c.queued = nil, 0
+	wake := c.polled != nil && c.polled.served
 	c.mu.Unlock()
 	_ = c.nc.Close()
+	if wake {
+		// A blocked Read fails now; a polled socket, closed, is never
+		// reported again, so its reader must look now.
+		go c.readReady()
+	}
 }
 
 // closeCode is the code that ended the connection.

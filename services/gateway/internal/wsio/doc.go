@@ -2,25 +2,31 @@
 // frame reader and the per-connection writer. It knows frames, not the
 // chat protocol; the ws package gives it a Handler and sends through it.
 //
-// It is a seam on purpose. Today every connection has one goroutine, the
-// reader, blocked in Read on the socket. A later milestone moves idle
-// connections to an epoll reader (gobwas/ws reads frames from any
-// io.Reader, so that is possible) to reach a few KiB per idle connection;
-// that change stays inside this package because callers only see Serve,
-// Send, Release and Close.
+// Connections are read one of two ways, chosen by Options.Poller; callers
+// see the same Serve, Send, Release and Close either way, and the same
+// Handler contract (HandleMessage one call at a time, in order;
+// HandleClose once, last):
 //
-// What an idle connection holds now:
-//   - one goroutine, the reader, started by the caller once the HTTP
-//     handler is done with the upgrade (so net/http's request and its
-//     buffers are released), with its stack: it grows while a message is
-//     handled and the runtime shrinks it back at GC;
-//   - the Conn struct (about 150 bytes) and the runtime's netFD;
-//   - no read or write buffer: frames are read straight from the socket
-//     into a buffer sized to the message and dropped after it is handled,
-//     and the write queue's slice is released whenever it drains;
-//   - no writer goroutine: one is started when a frame is queued and exits
-//     when the queue is empty.
+//   - A goroutine per connection (no Poller): the reader blocks in Read
+//     on the socket for the life of the connection. Its stack (2 KiB, 4–8
+//     KiB once a message was handled, until a GC shrinks it) is most of
+//     what an idle connection costs.
+//   - The epoll Poller (Linux): idle sockets sit in one epoll set with no
+//     goroutine. When one becomes readable a goroutine is started for it;
+//     it reads what arrived without blocking (into a pooled 4 KiB buffer),
+//     hands every complete message to the Handler, keeps only the bytes of
+//     an incomplete frame, arms the socket again and exits. See Poller.
 //
-// Timers for pings and idleness belong to the caller (one time.AfterFunc
-// per connection, which holds no goroutine while it waits).
+// What an idle connection holds besides: the Conn struct (about 200 bytes)
+// and the runtime's netFD and poll descriptor; no read or write buffer
+// (messages are read into buffers sized to them and dropped after they are
+// handled; the write queue's slice is released whenever it drains); no
+// writer goroutine (one is started when a frame is queued and exits when
+// the queue is empty). Timers for pings and idleness belong to the caller
+// (one time.AfterFunc per connection, which holds no goroutine while it
+// waits). docs/benchmarks.md has the measured figures.
+//
+// Lock order: a polled connection's read lock (polled.mu), then Conn.mu,
+// then Poller.mu. A Handler runs under the read lock and may call Send
+// and Close.
 package wsio

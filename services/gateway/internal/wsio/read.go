@@ -26,12 +26,25 @@ const maxControl = 125
 
 // Serve reads frames until the connection ends, handing every complete
 // data message to h, then closes the socket and calls h.HandleClose. It
-// answers pings and close frames itself. It blocks until then, so callers
-// run it on a goroutine of its own; a later epoll-based reader would
-// return at once and call h from its own goroutines, which is why callers
-// must rely only on h, not on Serve's return.
+// answers pings and close frames itself.
+//
+// With a goroutine per connection (no Options.Poller) it blocks until
+// then, so callers run it on a goroutine of their own. With a Poller it
+// reads what has arrived, registers the socket and returns: later frames
+// are read and handed to h on goroutines that exist only while the socket
+// has something to read. Callers rely only on h, never on Serve's return.
 func (c *Conn) Serve(h Handler) {
-	err := c.readLoop(h)
+	if c.polled != nil {
+		c.servePolled(h)
+		return
+	}
+	c.end(h, c.readLoop(h))
+}
+
+// end finishes a connection whose reading ended with err: it closes with
+// the code the error calls for, lets the close frame reach the peer,
+// closes the socket and calls h.HandleClose.
+func (c *Conn) end(h Handler, err error) {
 	code := CloseAbnormal
 	switch {
 	case errors.Is(err, ErrProtocol):
@@ -70,23 +83,32 @@ func (c *Conn) linger() {
 	}
 }
 
+// message is the data message being reassembled from its frames.
+type message struct {
+	buf []byte
+	typ MessageType // 0 between messages
+}
+
 // readLoop reads frames until an error or the end of the closing
 // handshake. Frames that arrive while the server is closing are read (to
 // find the peer's close frame) but not handled.
 func (c *Conn) readLoop(h Handler) error {
 	var (
-		hdr     [ws.MaxHeaderSize - 2]byte
-		msg     []byte // the message being reassembled
-		msgType MessageType
+		hdr [ws.MaxHeaderSize - 2]byte
+		msg message
 	)
 	for {
 		fh, err := ws.ReadHeaderBuffer(c.r, hdr[:])
+		if errors.Is(err, ws.ErrHeaderLengthMSB) {
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
 		if err != nil {
 			return fmt.Errorf("read frame header: %w", err)
 		}
 		c.lastRead.Store(time.Now().UnixNano())
-		if fh.Rsv != 0 || !fh.Masked {
-			return fmt.Errorf("%w: reserved bits or unmasked frame", ErrProtocol)
+		typ, err := c.checkHeader(fh, &msg)
+		if err != nil {
+			return err
 		}
 		if fh.OpCode.IsControl() {
 			if err := c.readControl(fh); err != nil {
@@ -94,37 +116,61 @@ func (c *Conn) readLoop(h Handler) error {
 			}
 			continue
 		}
-		switch fh.OpCode {
-		case ws.OpText, ws.OpBinary:
-			if msgType != 0 {
-				return fmt.Errorf("%w: new message inside a fragmented one", ErrProtocol)
-			}
-			msgType = Text
-			if fh.OpCode == ws.OpBinary {
-				msgType = Binary
-			}
-		case ws.OpContinuation:
-			if msgType == 0 {
-				return fmt.Errorf("%w: continuation without a message", ErrProtocol)
-			}
-		default:
-			return fmt.Errorf("%w: reserved opcode %d", ErrProtocol, fh.OpCode)
-		}
-		if fh.Length > int64(c.opts.MaxMessage-len(msg)) {
-			return fmt.Errorf("%w: more than %d bytes", ErrTooBig, c.opts.MaxMessage)
-		}
-		msg, err = c.readPayload(msg, fh)
-		if err != nil {
+		if msg.buf, err = c.readPayload(msg.buf, fh); err != nil {
 			return err
 		}
-		if !fh.Fin {
-			continue
+		msg.typ = typ
+		if fh.Fin {
+			c.deliver(h, &msg)
 		}
-		if !c.isClosing() {
-			h.HandleMessage(msgType, msg)
-		}
-		msg, msgType = nil, 0
 	}
+}
+
+// checkHeader validates a frame's header before its payload is read,
+// against the message in progress: it returns the type of the message a
+// data frame starts or continues (0 for a control frame), or the
+// ErrProtocol or ErrTooBig error that ends the connection. It changes
+// nothing, so a reader may check a header again once more bytes arrived.
+func (c *Conn) checkHeader(fh ws.Header, msg *message) (MessageType, error) {
+	if fh.Rsv != 0 || !fh.Masked {
+		return 0, fmt.Errorf("%w: reserved bits or unmasked frame", ErrProtocol)
+	}
+	if fh.OpCode.IsControl() {
+		if !fh.Fin || fh.Length > maxControl {
+			return 0, fmt.Errorf("%w: fragmented or long control frame", ErrProtocol)
+		}
+		return 0, nil
+	}
+	typ := msg.typ
+	switch fh.OpCode {
+	case ws.OpText, ws.OpBinary:
+		if msg.typ != 0 {
+			return 0, fmt.Errorf("%w: new message inside a fragmented one", ErrProtocol)
+		}
+		typ = Text
+		if fh.OpCode == ws.OpBinary {
+			typ = Binary
+		}
+	case ws.OpContinuation:
+		if msg.typ == 0 {
+			return 0, fmt.Errorf("%w: continuation without a message", ErrProtocol)
+		}
+	default:
+		return 0, fmt.Errorf("%w: reserved opcode %d", ErrProtocol, fh.OpCode)
+	}
+	if fh.Length > int64(c.opts.MaxMessage-len(msg.buf)) {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrTooBig, c.opts.MaxMessage)
+	}
+	return typ, nil
+}
+
+// deliver hands a complete message to h, unless the server is closing,
+// and starts the next one.
+func (c *Conn) deliver(h Handler, msg *message) {
+	if !c.isClosing() {
+		h.HandleMessage(msg.typ, msg.buf)
+	}
+	*msg = message{}
 }
 
 // readPayload appends the frame's unmasked payload to buf.
@@ -138,17 +184,22 @@ func (c *Conn) readPayload(buf []byte, fh ws.Header) ([]byte, error) {
 	return buf, nil
 }
 
-// readControl handles a ping, pong or close frame.
+// readControl reads a control frame's payload into a buffer of its own
+// frame, not readLoop's, so an idle reader's stack stays small, and
+// handles it.
 func (c *Conn) readControl(fh ws.Header) error {
-	if !fh.Fin || fh.Length > maxControl {
-		return fmt.Errorf("%w: fragmented or long control frame", ErrProtocol)
-	}
 	var small [maxControl]byte
 	p, err := c.readPayload(small[:0], fh)
 	if err != nil {
 		return err
 	}
-	switch fh.OpCode {
+	return c.control(fh.OpCode, p)
+}
+
+// control handles the unmasked payload p of a ping, pong or close frame
+// whose header checkHeader accepted. p is not kept.
+func (c *Conn) control(op ws.OpCode, p []byte) error {
+	switch op {
 	case ws.OpPing:
 		// A pong may be dropped if the queue is full or closing; the peer
 		// then times out on its own, which is what it would do anyway.
@@ -171,7 +222,7 @@ func (c *Conn) readControl(fh ws.Header) error {
 		c.closeWith(echo, "", got, false)
 		return ErrPeerClosed
 	default:
-		return fmt.Errorf("%w: reserved control opcode %d", ErrProtocol, fh.OpCode)
+		return fmt.Errorf("%w: reserved control opcode %d", ErrProtocol, op)
 	}
 }
 

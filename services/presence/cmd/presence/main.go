@@ -46,11 +46,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// that writes plain text to stderr; route them into ours. Only main sets
 	// process-wide state.
 	redis.SetLogger(redisLogger{logger})
+	tracing, err := obs.SetupTracing(ctx, "presence", getenv, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Last, after the service stopped: the spans of the drain get out too.
+	defer flushTraces(ctx, tracing, logger)
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// flushTraces exports the spans still buffered, within obs.FlushTimeout.
+func flushTraces(ctx context.Context, t *obs.Tracing, logger *slog.Logger) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), obs.FlushTimeout)
+	defer cancel()
+	if err := t.Shutdown(fctx); err != nil {
+		logger.WarnContext(ctx, "traces not flushed", "err", err)
+	}
 }
 
 // redisLogger adapts go-redis's logging to slog, keeping the message static.

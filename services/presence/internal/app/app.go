@@ -53,13 +53,21 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 			a.close()
 		}
 	}()
-	if a.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
-		return nil, fmt.Errorf("start: %w", err)
-	}
-	if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "presence", logger); err != nil {
-		return nil, fmt.Errorf("start: %w", err)
-	}
 	reg := obs.NewRegistry()
+	redisMetrics, err := redisx.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	natsMetrics, err := natsx.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if a.redis, err = redisx.Open(ctx, cfg.RedisURL, redisx.WithMetrics(redisMetrics), redisx.WithTracing()); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "presence", logger, natsx.WithMetrics(natsMetrics)); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
 	a.tracker, err = lease.New(a.redis, a.nats, lease.Options{
 		Prefix:       cfg.RedisPrefix,
 		Subjects:     natsx.Subjects{Prefix: cfg.NATSPrefix},
@@ -79,6 +87,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		return nil, fmt.Errorf("start: listen http %s: %w", cfg.HTTPAddr, err)
 	}
 	a.grpc = grpcx.NewServer(glis, logger, cfg.ShutdownTimeout)
+	if err = reg.Register(a.grpc); err != nil {
+		return nil, fmt.Errorf("start: register grpc metrics: %w", err)
+	}
 	presencev1.RegisterPresenceServiceServer(a.grpc.Server, &api{tracker: a.tracker})
 	a.admin = obs.NewHTTPServer(hlis, obs.AdminMux(a.health, reg), cfg.ShutdownTimeout)
 	return a, nil

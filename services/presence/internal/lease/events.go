@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bachata-chat/bachata/libs/natsx"
@@ -25,7 +26,9 @@ func (t *Tracker) publishPresence(ctx context.Context, user string, online bool,
 	}
 	payload, err := proto.Marshal(&eventsv1.PresenceChanged{User: user, Online: online, LastSeenMs: lastSeenMs})
 	if err == nil {
-		err = t.nc.Publish(t.subjects.PresenceChanged(natsx.UserToken(user)), payload)
+		msg := &nats.Msg{Subject: t.subjects.PresenceChanged(natsx.UserToken(user)), Data: payload}
+		natsx.InjectTrace(ctx, msg) // the connect or sweep that changed it, when traced
+		err = t.nc.PublishMsg(msg)
 	}
 	if err != nil {
 		t.metrics.publishErrors.WithLabelValues(kind).Inc()

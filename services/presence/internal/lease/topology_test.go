@@ -29,13 +29,15 @@ func startClusterServers(t *testing.T) *servers {
 	return &servers{redis: r, nats: testkit.StartNATS(t), rdb: c}
 }
 
-// topologies are the Redis setups the scenario tests run against.
+// topologies are the Redis setups the scenario tests run against: a
+// redis-server, Redis Cluster, and the embedded store of `make run`.
 var topologies = []struct {
 	name  string
 	start func(t *testing.T) *servers
 }{
 	{name: "standalone", start: startServers},
 	{name: "cluster", start: startClusterServers},
+	{name: "embedded", start: startEmbeddedServers},
 }
 
 // forEachTopology runs test once per Redis topology, in parallel.

@@ -62,8 +62,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, routes *ch
 		Subjects:   natsx.Subjects{Prefix: cfg.NATSPrefix},
 		Members:    deliveryv1.NewGroupServiceClient(a.delivery),
 	}
+	reg := obs.NewRegistry()
 	if chain.NeedsNATS(cfg.Routes) {
-		if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "router", logger); err != nil {
+		natsMetrics, err := natsx.NewMetrics(reg)
+		if err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+		if a.nats, err = natsx.Connect(ctx, cfg.NATSURL, "router", logger, natsx.WithMetrics(natsMetrics)); err != nil {
 			return nil, fmt.Errorf("router: %w", err)
 		}
 		deps.NATS = a.nats
@@ -74,7 +79,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, routes *ch
 	if a.chain, err = routes.Build(deps, cfg.Routes); err != nil {
 		return nil, fmt.Errorf("router: chain: %w", err)
 	}
-	reg := obs.NewRegistry()
 	if err = reg.Register(a.chain); err != nil {
 		return nil, fmt.Errorf("router: register chain metrics: %w", err)
 	}
@@ -97,6 +101,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, routes *ch
 		return nil, fmt.Errorf("router: listen http: %w", err)
 	}
 	a.grpc = grpcx.NewServer(glis, logger, cfg.ShutdownTimeout)
+	if err = reg.Register(a.grpc); err != nil {
+		return nil, fmt.Errorf("router: register grpc metrics: %w", err)
+	}
 	routerv1.RegisterRouterServiceServer(a.grpc.Server, svc)
 	a.admin = obs.NewHTTPServer(hlis, obs.AdminMux(a.health, reg), cfg.ShutdownTimeout)
 	return a, nil

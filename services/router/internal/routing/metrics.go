@@ -38,6 +38,11 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
+	// Known reasons start at zero, so dashboards and alerts see the series
+	// before the first failure.
+	for _, reason := range []string{"request", "route", "delivery"} {
+		m.failures.WithLabelValues(reason)
+	}
 	for _, c := range []prometheus.Collector{m.outcomes, m.rejected, m.failures, m.enqueueDuration} {
 		if err := r.Register(c); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/bachata-chat/bachata/libs/obs"
 	"github.com/bachata-chat/bachata/libs/protocol"
 	commonv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/common/v1"
 	deliveryv1 "github.com/bachata-chat/bachata/proto/gen/go/bachata/delivery/v1"
@@ -132,6 +133,9 @@ func (s *Service) route(ctx context.Context, req *routerv1.RouteRequest) (*route
 	// trusted past this point.
 	m.From = r.Sender.GetUser()
 	m.TimeMs = s.now().UnixMilli()
+	// The message carries its trace from here on (empty when not sampled);
+	// nothing a peer sent in the field survives.
+	m.TraceParent = obs.TraceParent(ctx)
 
 	res, err := s.chain.Run(ctx, r)
 	if err != nil {

@@ -40,7 +40,14 @@ type Message struct {
 	// byte-exact so signatures can be verified downstream.
 	Data []byte `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
 	// sign is the optional HMAC-SHA256 signature, lowercase hex.
-	Sign          string `protobuf:"bytes,7,opt,name=sign,proto3" json:"sign,omitempty"`
+	Sign string `protobuf:"bytes,7,opt,name=sign,proto3" json:"sign,omitempty"`
+	// trace_parent is the W3C traceparent ("00-<trace id>-<span id>-<flags>")
+	// of the span that last handled the message inside the suite, set only
+	// when that trace is sampled. It travels with the stored message so work
+	// that happens later, in another process (the push from a queue, the
+	// write to the recipient's socket, the ack), joins the message's trace.
+	// Internal only: never part of the client's JSON frame.
+	TraceParent   string `protobuf:"bytes,8,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -120,6 +127,13 @@ func (x *Message) GetData() []byte {
 func (x *Message) GetSign() string {
 	if x != nil {
 		return x.Sign
+	}
+	return ""
+}
+
+func (x *Message) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
 	}
 	return ""
 }
@@ -247,7 +261,7 @@ var File_bachata_common_v1_message_proto protoreflect.FileDescriptor
 
 const file_bachata_common_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbachata/common/v1/message.proto\x12\x11bachata.common.v1\"\x96\x01\n" +
+	"\x1fbachata/common/v1/message.proto\x12\x11bachata.common.v1\"\xb9\x01\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x17\n" +
@@ -255,7 +269,8 @@ const file_bachata_common_v1_message_proto_rawDesc = "" +
 	"\x04from\x18\x04 \x01(\tR\x04from\x12\x12\n" +
 	"\x04dest\x18\x05 \x01(\tR\x04dest\x12\x12\n" +
 	"\x04data\x18\x06 \x01(\fR\x04data\x12\x12\n" +
-	"\x04sign\x18\a \x01(\tR\x04sign\"7\n" +
+	"\x04sign\x18\a \x01(\tR\x04sign\x12!\n" +
+	"\ftrace_parent\x18\b \x01(\tR\vtraceParent\"7\n" +
 	"\tDeviceRef\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
 	"\x06device\x18\x02 \x01(\tR\x06device\"O\n" +

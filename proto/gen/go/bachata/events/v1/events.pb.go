@@ -190,7 +190,11 @@ type Receipt struct {
 	// type is the transport type, for example 300.
 	Type int32 `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"`
 	// message_id is the id of the message it is about.
-	MessageId     string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// trace_parent is the W3C traceparent of the span that queued the
+	// receipt (the ack of the message it is about), when that trace is
+	// sampled; the gateway's write of the receipt joins that trace.
+	TraceParent   string `protobuf:"bytes,3,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +239,13 @@ func (x *Receipt) GetType() int32 {
 func (x *Receipt) GetMessageId() string {
 	if x != nil {
 		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Receipt) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
 	}
 	return ""
 }
@@ -486,11 +497,12 @@ const file_bachata_events_v1_events_proto_rawDesc = "" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\x126\n" +
 	"\amessage\x18\x04 \x01(\v2\x1a.bachata.common.v1.MessageH\x00R\amessage\x126\n" +
 	"\areceipt\x18\x05 \x01(\v2\x1a.bachata.events.v1.ReceiptH\x00R\areceiptB\x06\n" +
-	"\x04item\"<\n" +
+	"\x04item\"_\n" +
 	"\aReceipt\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x05R\x04type\x12\x1d\n" +
 	"\n" +
-	"message_id\x18\x02 \x01(\tR\tmessageId\"_\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12!\n" +
+	"\ftrace_parent\x18\x03 \x01(\tR\vtraceParent\"_\n" +
 	"\x0fPresenceChanged\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x12 \n" +
