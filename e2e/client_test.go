@@ -92,24 +92,59 @@ func token(t testing.TB, secret, user string) string {
 // dial connects user's device to a gateway and waits for the ready frame.
 func dial(t testing.TB, gatewayAddr, tok, device string) *client {
 	t.Helper()
+	return dialQuery(t, gatewayAddr, tok, url.Values{"device": {device}})
+}
+
+// dialQuery is dial with the query of GET /ws given whole.
+func dialQuery(t testing.TB, gatewayAddr, tok string, query url.Values) *client {
+	t.Helper()
+	c, err := connect(t, gatewayAddr, tok, query)
+	require.NoError(t, err)
+	return c
+}
+
+// tryDial is dial for a gateway that may refuse: it returns nil when the
+// upgrade is refused or the connection closes before the ready frame.
+func tryDial(t testing.TB, gatewayAddr, tok, device string) *client {
+	t.Helper()
+	c, err := connect(t, gatewayAddr, tok, url.Values{"device": {device}})
+	if err != nil {
+		t.Logf("dial %s: %v", gatewayAddr, err)
+		return nil
+	}
+	return c
+}
+
+// connect opens a connection and waits for the ready frame.
+func connect(t testing.TB, gatewayAddr, tok string, query url.Values) (*client, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
-	u := url.URL{Scheme: "ws", Host: gatewayAddr, Path: "/ws", RawQuery: url.Values{"device": {device}}.Encode()}
+	u := url.URL{Scheme: "ws", Host: gatewayAddr, Path: "/ws", RawQuery: query.Encode()}
 	conn, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
 	})
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
-	require.NoError(t, err, "dial %s", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", u.String(), err)
+	}
 	conn.SetReadLimit(1 << 20)
 	c := &client{t: t, conn: conn, frames: make(chan frame, 1024), done: make(chan struct{})}
 	go c.readLoop()
 	t.Cleanup(c.close)
-	c.ready = c.next()
-	require.Equal(t, 1000, c.ready.transport(), "first frame must be ready: %s", c.ready.raw)
-	require.NotEmpty(t, c.ready.dataString(), "ready carries a session key")
-	return c
+	select {
+	case c.ready = <-c.frames:
+	case <-c.done:
+		return nil, fmt.Errorf("closed before the ready frame: %w", c.closeErr)
+	case <-ctx.Done():
+		c.drop()
+		return nil, fmt.Errorf("no ready frame: %w", ctx.Err())
+	}
+	if c.ready.transport() != 1000 || c.ready.dataString() == "" {
+		return nil, fmt.Errorf("first frame must be ready with a session key: %s", c.ready.raw)
+	}
+	return c, nil
 }
 
 func (c *client) readLoop() {

@@ -2,8 +2,16 @@
 // foreground (`make run`) and mints development tokens (`token <user>`).
 //
 // NATS comes from NATS_URL, else an embedded NATS server; Redis from
-// REDIS_URL, else a redis-server it starts with append-only persistence in
-// .cache/run/redis so queued messages survive a restart.
+// REDIS_URL, else the embedded store (package embedredis), durable in
+// .cache/run/store so queued messages survive a restart. Nothing but Go is
+// needed.
+//
+// The listeners are the documented defaults (gateway WebSocket :8080, admin
+// :8081, …). BACHATA_LOCAL_BASE_PORT moves them all at once, so a second
+// suite (the TypeScript SDK's tests, say) runs beside a developer's
+// `make run`: it is the gateway's WebSocket port, and every other listener
+// keeps its distance from it (admin base+1, router base+1001/base+101,
+// delivery base+1002/base+102, presence base+1003/base+103).
 package main
 
 import (
@@ -11,9 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -86,19 +92,26 @@ func serve(ctx context.Context, binDir, secret string, getenv func(string) strin
 	}
 	redisURL := getenv("REDIS_URL")
 	if redisURL == "" {
-		url, stopRedis, err := startRedis(ctx, filepath.Join(state, "redis"))
+		store, err := startStore(filepath.Join(state, "store"), getenv, out)
 		if err != nil {
 			return err
 		}
-		defer stopRedis()
-		redisURL = url
-		fmt.Fprintln(out, "local redis-server at", redisURL, "(append-only, data in .cache/run/redis)")
+		defer func() {
+			if err := store.Close(); err != nil {
+				fmt.Fprintln(out, "embedded store:", err)
+			}
+		}()
+		redisURL = store.URL()
+		fmt.Fprintln(out, "embedded store at", redisURL, "(durable, data in .cache/run/store; set REDIS_URL to use Redis)")
 	}
 	adminToken := getenv("BACHATA_ADMIN_TOKEN")
 	if adminToken == "" {
 		adminToken = devAdminToken
 	}
-	ports := localsuite.DefaultPorts
+	ports, err := localPorts(getenv)
+	if err != nil {
+		return err
+	}
 	suite, err := localsuite.Start(ctx, localsuite.Config{
 		BinDir:     binDir,
 		NATSURL:    natsURL,
@@ -107,8 +120,11 @@ func serve(ctx context.Context, binDir, secret string, getenv func(string) strin
 		AdminToken: adminToken,
 		ServerName: getenv("BACHATA_SERVER_NAME"),
 		Ports:      &ports,
-		Logs:       out,
-		LogDir:     logDir,
+		// The chat page's sign-in by name (POST /dev/token): on here unless
+		// BACHATA_DEV_TOKENS=false; never in production.
+		Env:    []string{"BACHATA_DEV_TOKENS=" + devTokens(getenv)},
+		Logs:   out,
+		LogDir: logDir,
 	})
 	if err != nil {
 		return err
@@ -122,6 +138,7 @@ func serve(ctx context.Context, binDir, secret string, getenv func(string) strin
 	}
 	fmt.Fprintf(out, `
 Bachata is running. Logs: %s
+  Chat page:  http://127.0.0.1:%d/  (sign in with any name: development sign-in, BACHATA_DEV_TOKENS=%s)
   WebSocket:  ws://127.0.0.1:%d/ws?device=<device>&token=<jwt>
   Admin:      http://127.0.0.1:%d/healthz  /readyz  /metrics
   A token:    go run ./deploy/local token alice
@@ -131,8 +148,37 @@ Bachata is running. Logs: %s
                    -d '{"type":"direct","dest":"bob","data":{"text":"from the server"}}' \
                    http://127.0.0.1:%d/v1/messages
 Ctrl-C stops everything.
-`, logDir, ports.GatewayWS, ports.GatewayWS+1, ports.GatewayWS, ports.GatewayWS+1)
+`, logDir, ports.GatewayWS, devTokens(getenv), ports.GatewayWS, ports.GatewayWS+1, ports.GatewayWS, ports.GatewayWS+1)
 	return suite.Wait(ctx)
+}
+
+// devTokens is the gateway's BACHATA_DEV_TOKENS: "true" unless the
+// variable says otherwise, so the chat page signs in with a name.
+func devTokens(getenv func(string) string) string {
+	if v := getenv("BACHATA_DEV_TOKENS"); v != "" {
+		return v
+	}
+	return "true"
+}
+
+// localPorts returns the default ports moved by BACHATA_LOCAL_BASE_PORT
+// (unset or empty: the defaults).
+func localPorts(getenv func(string) string) (localsuite.Ports, error) {
+	p := localsuite.DefaultPorts
+	v := getenv("BACHATA_LOCAL_BASE_PORT")
+	if v == "" {
+		return p, nil
+	}
+	base, err := strconv.Atoi(v)
+	shift := base - p.GatewayWS
+	// The presence gRPC port is the highest of the set.
+	if err != nil || base < 1 || p.PresenceGRPC+shift > 65535 {
+		return p, fmt.Errorf("BACHATA_LOCAL_BASE_PORT=%q: want a port from 1 to %d", v, 65535-(p.PresenceGRPC-p.GatewayWS))
+	}
+	for _, port := range []*int{&p.GatewayWS, &p.RouterGRPC, &p.RouterHTTP, &p.DeliveryGRPC, &p.DeliveryHTTP, &p.PresenceGRPC, &p.PresenceHTTP} {
+		*port += shift
+	}
+	return p, nil
 }
 
 func mintToken(secret, user string, ttl time.Duration) (string, error) {
@@ -167,48 +213,4 @@ func startNATS(dir string) (*server.Server, error) {
 		return nil, errors.New("embedded nats: not ready after 10s")
 	}
 	return ns, nil
-}
-
-func startRedis(ctx context.Context, dir string) (string, func(), error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", nil, fmt.Errorf("redis dir: %w", err)
-	}
-	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, fmt.Errorf("redis port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	cmd := exec.CommandContext(ctx, "redis-server", //nolint:gosec // fixed binary, our own arguments
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-		"--logfile", filepath.Join(dir, "redis.log"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start redis-server (run `make deps` to install it): %w", err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		d := net.Dialer{Timeout: 200 * time.Millisecond}
-		c, err := d.DialContext(wctx, "tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			break
-		}
-		select {
-		case <-wctx.Done():
-			_ = cmd.Process.Kill()
-			return "", nil, fmt.Errorf("redis-server on %s not ready: %w", addr, err)
-		case <-tick.C:
-		}
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}
-	return "redis://" + addr + "/0", stop, nil
 }

@@ -155,3 +155,80 @@ to value; the output has no leading newline (use nindent).
 {{- end }}
 {{- join "\n" $lines }}
 {{- end }}
+
+{{/*
+NATS_URL: the bundled server's Service, or nats.url. Empty output when it
+comes from nats.existingSecret (see bachata.natsFromSecret).
+*/}}
+{{- define "bachata.natsURL" -}}
+{{- if .Values.nats.bundled.enabled }}
+{{- printf "nats://%s-nats.%s.svc.%s:4222" (include "bachata.fullname" .) .Release.Namespace .Values.clusterDomain }}
+{{- else if not .Values.nats.existingSecret }}
+{{- required "nats.url is required (or nats.existingSecret, or nats.bundled.enabled)" .Values.nats.url }}
+{{- end }}
+{{- end }}
+
+{{- define "bachata.natsFromSecret" -}}
+{{- if and .Values.nats.existingSecret (not .Values.nats.bundled.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+REDIS_URL: the bundled server's Service, or redis.url. Empty output when it
+comes from redis.existingSecret (see bachata.redisFromSecret).
+*/}}
+{{- define "bachata.redisURL" -}}
+{{- if .Values.redis.bundled.enabled }}
+{{- printf "redis://%s-redis.%s.svc.%s:6379/0" (include "bachata.fullname" .) .Release.Namespace .Values.clusterDomain }}
+{{- else if not .Values.redis.existingSecret }}
+{{- required "redis.url is required (or redis.existingSecret, or redis.bundled.enabled)" .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{- define "bachata.redisFromSecret" -}}
+{{- if and .Values.redis.existingSecret (not .Values.redis.bundled.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the admin API token, and its key.
+*/}}
+{{- define "bachata.adminSecretName" -}}
+{{- if .Values.adminToken.existingSecret }}
+{{- .Values.adminToken.existingSecret }}
+{{- else }}
+{{- printf "%s-admin" (include "bachata.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "bachata.adminSecretKey" -}}
+{{- if .Values.adminToken.existingSecret }}
+{{- .Values.adminToken.existingSecretKey }}
+{{- else -}}
+admin-token
+{{- end }}
+{{- end }}
+
+{{/*
+A secret value the chart keeps in a Secret it creates: the given value, or
+the one already in the cluster (so upgrades keep it), or a new random one.
+Call with (dict "root" $ "name" <Secret name> "key" <data key> "value" <value>).
+*/}}
+{{- define "bachata.keptSecret" -}}
+{{- $secret := .value }}
+{{- if not $secret }}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name }}
+{{- if and $existing (index ($existing.data | default dict) .key) }}
+{{- $secret = index $existing.data .key | b64dec }}
+{{- else }}
+{{- $secret = randAlphaNum 48 }}
+{{- end }}
+{{- end }}
+{{- $secret }}
+{{- end }}
+
+{{/*
+Image of a bundled dependency. Call with its values (nats.bundled or
+redis.bundled).
+*/}}
+{{- define "bachata.bundledImage" -}}
+{{- printf "%s:%s" .image.repository (toString .image.tag) }}
+{{- end }}
