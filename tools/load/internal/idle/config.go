@@ -13,7 +13,6 @@
 package idle
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/bachata-chat/bachata/tools/load/internal/loopback"
 	"github.com/bachata-chat/bachata/tools/load/internal/token"
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 )
 
 // Limits of the flags: generous, but a typo must not become a million
@@ -40,9 +40,6 @@ const (
 	// runtime's epoll, pipes) below its descriptor limit.
 	fdReserve = 64
 )
-
-// ErrUsage is returned for bad flags; the message says which.
-var ErrUsage = errors.New("usage")
 
 // Config is one idle run.
 type Config struct {
@@ -91,14 +88,14 @@ type Config struct {
 
 // ParseFlags reads the idle subcommand's flags (args without the program
 // and subcommand names) and checks every limit. The -h output goes to
-// usage.
-func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+// help.
+func ParseFlags(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var (
 		c                     Config
 		gateway, metrics, src string
 	)
 	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
-	fs.SetOutput(usage)
+	fs.SetOutput(help)
 	fs.StringVar(&gateway, "gateway", "ws://127.0.0.1:8080/ws", "gateway WebSocket URL; the host must be in 127.0.0.0/8")
 	fs.IntVar(&c.Conns, "conns", 1000, "connections to open")
 	fs.StringVar(&src, "sources", "127.0.0.2-127.0.0.9", "local addresses to bind, round robin: a list of addresses and ranges in 127.0.0.0/8")
@@ -116,46 +113,41 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	if err := usage.NoArgs(fs); err != nil {
+		return c, err
 	}
 	if c.Secret == "" {
 		c.Secret = getenv("BACHATA_JWT_SECRET")
 	}
 	c.SourcesFlag = src
-	var errs []error
-	bad := func(cond bool, format string, a ...any) {
-		if cond {
-			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
-		}
-	}
+	var probs usage.Problems
 	var err error
 	if c.Gateway, err = loopback.CheckURL(gateway, "ws"); err != nil {
-		errs = append(errs, fmt.Errorf("-gateway: %w", err))
+		probs.Flag("-gateway", err)
 	}
 	if metrics != "" {
 		u, err := loopback.CheckURL(metrics, "http")
 		if err != nil {
-			errs = append(errs, fmt.Errorf("-gateway-metrics: %w", err))
+			probs.Flag("-gateway-metrics", err)
 		} else {
 			c.MetricsURL = u.String()
 		}
 	}
 	if c.Sources, err = loopback.ParseSources(src); err != nil {
-		errs = append(errs, fmt.Errorf("-sources: %w", err))
+		probs.Flag("-sources", err)
 	}
-	bad(c.Conns < 1 || c.Conns > MaxConns, "-conns %d: want 1..%d", c.Conns, MaxConns)
-	bad(len(c.Secret) < token.MinSecret, "-secret: want the gateway's HS256 secret, at least %d bytes (or set BACHATA_JWT_SECRET)", token.MinSecret)
-	bad(c.UserPrefix == "" || strings.ContainsAny(c.UserPrefix, "@!#&%^:/ "), "-user-prefix %q: want a username prefix", c.UserPrefix)
-	bad(c.Hold <= 0 || c.Hold > MaxHold, "-hold %s: want more than 0, at most %s", c.Hold, MaxHold)
-	bad(c.Settle < 0, "-settle %s: want 0 or more", c.Settle)
-	bad(c.GCWait < 0 || c.GCWait > time.Hour, "-gc-wait %s: want 0..1h", c.GCWait)
-	bad(c.Parallel < 1 || c.Parallel > MaxParallel, "-parallel %d: want 1..%d", c.Parallel, MaxParallel)
-	bad(c.Procs < 0 || c.Procs > MaxProcs, "-procs %d: want 0 (automatic) ..%d", c.Procs, MaxProcs)
-	bad(c.ConnectTimeout <= 0, "-connect-timeout %s: want more than 0", c.ConnectTimeout)
-	bad(c.GatewayPID < 0, "-gateway-pid %d: want a process ID", c.GatewayPID)
-	bad(c.WorkerFirst < -1 || c.WorkerFirst > MaxConns, "-worker-first %d: out of range", c.WorkerFirst)
-	if err := errors.Join(errs...); err != nil {
+	probs.Addf(c.Conns < 1 || c.Conns > MaxConns, "-conns %d: want 1..%d", c.Conns, MaxConns)
+	probs.Addf(len(c.Secret) < token.MinSecret, "-secret: want the gateway's HS256 secret, at least %d bytes (or set BACHATA_JWT_SECRET)", token.MinSecret)
+	probs.Addf(c.UserPrefix == "" || strings.ContainsAny(c.UserPrefix, "@!#&%^:/ "), "-user-prefix %q: want a username prefix", c.UserPrefix)
+	probs.Addf(c.Hold <= 0 || c.Hold > MaxHold, "-hold %s: want more than 0, at most %s", c.Hold, MaxHold)
+	probs.Addf(c.Settle < 0, "-settle %s: want 0 or more", c.Settle)
+	probs.Addf(c.GCWait < 0 || c.GCWait > time.Hour, "-gc-wait %s: want 0..1h", c.GCWait)
+	probs.Addf(c.Parallel < 1 || c.Parallel > MaxParallel, "-parallel %d: want 1..%d", c.Parallel, MaxParallel)
+	probs.Addf(c.Procs < 0 || c.Procs > MaxProcs, "-procs %d: want 0 (automatic) ..%d", c.Procs, MaxProcs)
+	probs.Addf(c.ConnectTimeout <= 0, "-connect-timeout %s: want more than 0", c.ConnectTimeout)
+	probs.Addf(c.GatewayPID < 0, "-gateway-pid %d: want a process ID", c.GatewayPID)
+	probs.Addf(c.WorkerFirst < -1 || c.WorkerFirst > MaxConns, "-worker-first %d: out of range", c.WorkerFirst)
+	if err := probs.Err(); err != nil {
 		return c, err
 	}
 	if c.WorkerFirst < 0 {
@@ -172,22 +164,22 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 func (c *Config) plan(fds, ports int) error {
 	if room := ports * len(c.Sources); c.Conns > room {
 		return fmt.Errorf("%w: %d connections need more than the %d sources' %d ephemeral ports each (%d): give more -sources",
-			ErrUsage, c.Conns, len(c.Sources), ports, room)
+			usage.ErrUsage, c.Conns, len(c.Sources), ports, room)
 	}
 	perProc := fds - fdReserve
 	if perProc < 1 {
-		return fmt.Errorf("%w: the file descriptor limit (%d) leaves no room for connections", ErrUsage, fds)
+		return fmt.Errorf("%w: the file descriptor limit (%d) leaves no room for connections", usage.ErrUsage, fds)
 	}
 	if c.Procs == 0 {
 		c.Procs = (c.Conns + perProc - 1) / perProc
 	}
 	if c.Procs > MaxProcs {
-		return fmt.Errorf("%w: %d connections need %d processes at %d descriptors each, more than %d", ErrUsage, c.Conns, c.Procs, fds, MaxProcs)
+		return fmt.Errorf("%w: %d connections need %d processes at %d descriptors each, more than %d", usage.ErrUsage, c.Conns, c.Procs, fds, MaxProcs)
 	}
 	c.Procs = min(c.Procs, c.Conns)
 	if share := (c.Conns + c.Procs - 1) / c.Procs; share > perProc {
 		return fmt.Errorf("%w: %d connections per process exceed the file descriptor limit %d (ulimit -n): use -procs %d or more",
-			ErrUsage, share, fds, (c.Conns+perProc-1)/perProc)
+			usage.ErrUsage, share, fds, (c.Conns+perProc-1)/perProc)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bachata-chat/bachata/tools/load/internal/loopback"
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -71,7 +72,7 @@ func TestParseFlags(t *testing.T) {
 			name:    "every problem at once",
 			args:    []string{"-conns", "0", "-hold", "0s", "-parallel", "0", "-procs", "-1"},
 			wantErr: []string{"-conns 0", "-secret", "-hold 0s", "-parallel 0", "-procs -1"},
-			isErr:   ErrUsage,
+			isErr:   usage.ErrUsage,
 		},
 		{name: "too many connections", args: []string{"-conns", "2000000"}, secret: testSecret, wantErr: []string{"-conns"}},
 		{name: "stray argument", args: []string{"extra"}, secret: testSecret, wantErr: []string{"unexpected argument"}},
@@ -132,7 +133,7 @@ func TestPlan(t *testing.T) {
 			c.Sources = make([]netip.Addr, tt.sources) // only the count matters
 			err := c.plan(tt.fds, tt.ports)
 			if tt.wantErr != "" {
-				require.ErrorIs(t, err, ErrUsage)
+				require.ErrorIs(t, err, usage.ErrUsage)
 				require.Contains(t, err.Error(), tt.wantErr)
 				return
 			}

@@ -6,7 +6,6 @@ package storm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/bachata-chat/bachata/tools/load/internal/hist"
 	"github.com/bachata-chat/bachata/tools/load/internal/loopback"
 	"github.com/bachata-chat/bachata/tools/load/internal/token"
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 	"github.com/gobwas/ws"
 )
 
@@ -34,9 +34,6 @@ const (
 	MaxInFlight = 100_000
 	MaxDuration = 24 * time.Hour
 )
-
-// ErrUsage is returned for bad flags; the message says which.
-var ErrUsage = errors.New("usage")
 
 // Config is one storm.
 type Config struct {
@@ -69,11 +66,11 @@ type Config struct {
 }
 
 // ParseFlags reads the storm subcommand's flags.
-func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+func ParseFlags(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
 	var gateways string
 	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
-	fs.SetOutput(usage)
+	fs.SetOutput(help)
 	fs.StringVar(&gateways, "gateways", "ws://127.0.0.1:8080/ws", "comma-separated gateway WebSocket URLs; hosts must be in 127.0.0.0/8")
 	fs.Float64Var(&c.Rate, "rate", 200, "connects per second")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to keep connecting")
@@ -87,32 +84,27 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	if err := usage.NoArgs(fs); err != nil {
+		return c, err
 	}
 	if c.Secret == "" {
 		c.Secret = getenv("BACHATA_JWT_SECRET")
 	}
-	var errs []error
-	bad := func(cond bool, format string, a ...any) {
-		if cond {
-			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
-		}
-	}
+	var probs usage.Problems
 	gws, err := loopback.CheckURLs(gateways, "ws")
 	if err != nil {
-		errs = append(errs, fmt.Errorf("-gateways: %w", err))
+		probs.Flag("-gateways", err)
 	}
 	c.Gateways = gws
-	bad(len(c.Gateways) == 0, "-gateways: want at least one")
-	bad(c.Rate <= 0 || c.Rate > MaxRate, "-rate %g: want more than 0, at most %d", c.Rate, MaxRate)
-	bad(c.Duration <= 0 || c.Duration > MaxDuration, "-duration %s: want more than 0, at most %s", c.Duration, MaxDuration)
-	bad(c.Hold < 0 || c.Hold > MaxDuration, "-hold %s: want 0 to %s", c.Hold, MaxDuration)
-	bad(c.Users < 1 || c.Users > 1_000_000, "-users %d: want 1 to 1000000", c.Users)
-	bad(c.InFlight < 1 || c.InFlight > MaxInFlight, "-in-flight %d: want 1 to %d", c.InFlight, MaxInFlight)
-	bad(len(c.Secret) < token.MinSecret, "-secret or $BACHATA_JWT_SECRET: want at least %d bytes", token.MinSecret)
-	bad(c.ConnectTimeout <= 0, "-connect-timeout %s: want more than 0", c.ConnectTimeout)
-	return c, errors.Join(errs...)
+	probs.Addf(len(c.Gateways) == 0, "-gateways: want at least one")
+	probs.Addf(c.Rate <= 0 || c.Rate > MaxRate, "-rate %g: want more than 0, at most %d", c.Rate, MaxRate)
+	probs.Addf(c.Duration <= 0 || c.Duration > MaxDuration, "-duration %s: want more than 0, at most %s", c.Duration, MaxDuration)
+	probs.Addf(c.Hold < 0 || c.Hold > MaxDuration, "-hold %s: want 0 to %s", c.Hold, MaxDuration)
+	probs.Addf(c.Users < 1 || c.Users > 1_000_000, "-users %d: want 1 to 1000000", c.Users)
+	probs.Addf(c.InFlight < 1 || c.InFlight > MaxInFlight, "-in-flight %d: want 1 to %d", c.InFlight, MaxInFlight)
+	probs.Addf(len(c.Secret) < token.MinSecret, "-secret or $BACHATA_JWT_SECRET: want at least %d bytes", token.MinSecret)
+	probs.Addf(c.ConnectTimeout <= 0, "-connect-timeout %s: want more than 0", c.ConnectTimeout)
+	return c, probs.Err()
 }
 
 // Report is a storm's outcome.
@@ -296,12 +288,7 @@ func one(ctx context.Context, c Config, gw *url.URL, tok string, t *tally) {
 // Write prints the report, as indented JSON when asJSON is set.
 func (r *Report) Write(w io.Writer, asJSON bool) error {
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		if err := e.Encode(r); err != nil {
-			return fmt.Errorf("write report: %w", err)
-		}
-		return nil
+		return usage.WriteJSON(w, r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { _, _ = fmt.Fprintf(tw, format+"\n", a...) }

@@ -12,6 +12,8 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 )
 
 const secret = "storm-test-secret-sixteen"
@@ -80,7 +82,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := ParseFlags(tc.args, func(string) string { return "" }, &bytes.Buffer{})
-			require.ErrorIs(t, err, ErrUsage)
+			require.ErrorIs(t, err, usage.ErrUsage)
 		})
 	}
 }

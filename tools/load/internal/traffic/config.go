@@ -11,9 +11,7 @@
 package traffic
 
 import (
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net/url"
 	"strconv"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/bachata-chat/bachata/tools/load/internal/loopback"
 	"github.com/bachata-chat/bachata/tools/load/internal/token"
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 )
 
 // Limits of the flags: generous, but a typo must not become a million
@@ -34,9 +33,6 @@ const (
 	MaxDuration = 24 * time.Hour
 	MaxRate     = 10_000_000
 )
-
-// ErrUsage is returned for bad flags; the message says which.
-var ErrUsage = errors.New("usage")
 
 // Config is one run.
 type Config struct {
@@ -95,11 +91,11 @@ type Config struct {
 
 // ParseFlags reads the flags of scenario (args without the program and
 // scenario names) and checks every limit. The -h output goes to usage.
-func ParseFlags(scenario string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+func ParseFlags(scenario string, args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	c := Config{Scenario: scenario}
 	var gateways, admin, pids string
 	fs := flag.NewFlagSet(scenario, flag.ContinueOnError)
-	fs.SetOutput(usage)
+	fs.SetOutput(help)
 	fs.StringVar(&gateways, "gateways", "ws://127.0.0.1:8080/ws", "comma-separated gateway WebSocket URLs; hosts must be in 127.0.0.0/8")
 	if scenario == "direct" {
 		fs.IntVar(&c.Pairs, "pairs", 200, "sender/receiver pairs")
@@ -123,8 +119,8 @@ func ParseFlags(scenario string, args []string, getenv func(string) string, usag
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	if err := usage.NoArgs(fs); err != nil {
+		return c, err
 	}
 	if c.Secret == "" {
 		c.Secret = getenv("BACHATA_JWT_SECRET")
@@ -138,44 +134,39 @@ func ParseFlags(scenario string, args []string, getenv func(string) string, usag
 	if c.Room == "" {
 		c.Room = strings.TrimSuffix(c.UserPrefix, "-") + "-room"
 	}
-	var errs []error
-	bad := func(cond bool, format string, a ...any) {
-		if cond {
-			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
-		}
-	}
+	var probs usage.Problems
 	gws, err := loopback.CheckURLs(gateways, "ws")
 	if err != nil {
-		errs = append(errs, fmt.Errorf("-gateways: %w", err))
+		probs.Flag("-gateways", err)
 	}
 	c.Gateways = gws
-	bad(len(c.Gateways) == 0, "-gateways: want at least one")
+	probs.Addf(len(c.Gateways) == 0, "-gateways: want at least one")
 	if scenario == "direct" {
-		bad(c.Pairs < 1 || c.Pairs > MaxPairs, "-pairs %d: want 1 to %d", c.Pairs, MaxPairs)
+		probs.Addf(c.Pairs < 1 || c.Pairs > MaxPairs, "-pairs %d: want 1 to %d", c.Pairs, MaxPairs)
 	} else {
-		bad(c.Members < 2 || c.Members > MaxMembers, "-members %d: want 2 to %d", c.Members, MaxMembers)
+		probs.Addf(c.Members < 2 || c.Members > MaxMembers, "-members %d: want 2 to %d", c.Members, MaxMembers)
 		u, err := loopback.CheckURL(admin, "http")
 		if err != nil {
-			errs = append(errs, fmt.Errorf("-admin: %w", err))
+			probs.Flag("-admin", err)
 		}
 		c.AdminURL = u
-		bad(c.AdminToken == "", "-admin-token or $BACHATA_ADMIN_TOKEN: want the admin API token")
+		probs.Addf(c.AdminToken == "", "-admin-token or $BACHATA_ADMIN_TOKEN: want the admin API token")
 	}
-	bad(c.Size < 0 || c.Size > MaxSize, "-size %d: want 0 to %d", c.Size, MaxSize)
-	bad(c.Window < 1 || c.Window > MaxWindow, "-window %d: want 1 to %d", c.Window, MaxWindow)
-	bad(c.Duration <= 0 || c.Duration > MaxDuration, "-duration %s: want more than 0, at most %s", c.Duration, MaxDuration)
-	bad(c.Rate < 0 || c.Rate > MaxRate, "-rate %g: want 0 to %d", c.Rate, MaxRate)
-	bad(c.Drain < 0 || c.Drain > MaxDuration, "-drain %s: want 0 to %s", c.Drain, MaxDuration)
-	bad(len(c.Secret) < token.MinSecret, "-secret or $BACHATA_JWT_SECRET: want at least %d bytes", token.MinSecret)
-	bad(c.ConnectTimeout <= 0, "-connect-timeout %s: want more than 0", c.ConnectTimeout)
-	bad(c.Parallel < 1 || c.Parallel > 10_000, "-parallel %d: want 1 to 10000", c.Parallel)
+	probs.Addf(c.Size < 0 || c.Size > MaxSize, "-size %d: want 0 to %d", c.Size, MaxSize)
+	probs.Addf(c.Window < 1 || c.Window > MaxWindow, "-window %d: want 1 to %d", c.Window, MaxWindow)
+	probs.Addf(c.Duration <= 0 || c.Duration > MaxDuration, "-duration %s: want more than 0, at most %s", c.Duration, MaxDuration)
+	probs.Addf(c.Rate < 0 || c.Rate > MaxRate, "-rate %g: want 0 to %d", c.Rate, MaxRate)
+	probs.Addf(c.Drain < 0 || c.Drain > MaxDuration, "-drain %s: want 0 to %s", c.Drain, MaxDuration)
+	probs.Addf(len(c.Secret) < token.MinSecret, "-secret or $BACHATA_JWT_SECRET: want at least %d bytes", token.MinSecret)
+	probs.Addf(c.ConnectTimeout <= 0, "-connect-timeout %s: want more than 0", c.ConnectTimeout)
+	probs.Addf(c.Parallel < 1 || c.Parallel > 10_000, "-parallel %d: want 1 to 10000", c.Parallel)
 	for p := range strings.SplitSeq(pids, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
 		}
 		n, err := strconv.Atoi(p)
-		bad(err != nil || n <= 0, "-server-pids: %q is not a process ID", p)
+		probs.Addf(err != nil || n <= 0, "-server-pids: %q is not a process ID", p)
 		c.ServerPIDs = append(c.ServerPIDs, n)
 	}
-	return c, errors.Join(errs...)
+	return c, probs.Err()
 }

@@ -1,7 +1,6 @@
 package traffic
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/bachata-chat/bachata/tools/load/internal/hist"
 	"github.com/bachata-chat/bachata/tools/load/internal/ledger"
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 )
 
 // Report is one run's outcome, printed for people or as JSON.
@@ -105,12 +105,7 @@ func (r *Report) setCPU(client, span, server time.Duration, haveServer bool) {
 // Write prints the report, as indented JSON when asJSON is set.
 func (r *Report) Write(w io.Writer, asJSON bool) error {
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		if err := e.Encode(r); err != nil {
-			return fmt.Errorf("write report: %w", err)
-		}
-		return nil
+		return usage.WriteJSON(w, r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { _, _ = fmt.Fprintf(tw, format+"\n", a...) }

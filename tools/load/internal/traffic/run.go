@@ -13,6 +13,7 @@ import (
 	"github.com/bachata-chat/bachata/tools/load/internal/client"
 	"github.com/bachata-chat/bachata/tools/load/internal/ledger"
 	"github.com/bachata-chat/bachata/tools/load/internal/probe"
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 )
 
 // settlePoll is how often the drain checks the ledger.
@@ -54,7 +55,7 @@ func Run(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("%w: unknown scenario %q", ErrUsage, c.Scenario)
+		return nil, fmt.Errorf("%w: unknown scenario %q", usage.ErrUsage, c.Scenario)
 	}
 	connStart := time.Now()
 	if err := connectAll(ctx, c, pl.peers); err != nil {

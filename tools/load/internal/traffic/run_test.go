@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bachata-chat/bachata/tools/load/internal/usage"
 )
 
 const testSecret = "traffic-test-secret-sixteen"
@@ -107,7 +109,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := ParseFlags("direct", tc.args, func(string) string { return "" }, &bytes.Buffer{})
-			require.ErrorIs(t, err, ErrUsage)
+			require.ErrorIs(t, err, usage.ErrUsage)
 		})
 	}
 	c, err := ParseFlags("direct", nil, func(k string) string { return map[string]string{"BACHATA_JWT_SECRET": testSecret}[k] }, &bytes.Buffer{})
